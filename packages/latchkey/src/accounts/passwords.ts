@@ -1,0 +1,86 @@
+/**
+ * Password hashing (argon2id) and policy (NIST SP 800-63B: length limits, a
+ * blocklist of common passwords, no composition rules).
+ */
+import { hash, verify } from '@node-rs/argon2';
+
+/** Algorithm.Argon2id; the package exports it as a const enum, which isolated modules cannot read. */
+const ARGON2ID = 2;
+import { LatchkeyError } from '../errors.js';
+
+export interface Argon2Params {
+  memoryKiB: number;
+  iterations: number;
+  parallelism: number;
+}
+
+export interface PasswordPolicy {
+  minLength: number;
+  maxLength: number;
+}
+
+let common: Set<string> | undefined;
+
+/** The bundled list: the 49k most common passwords from @zxcvbn-ts/language-common (MIT). */
+async function commonPasswords(): Promise<Set<string>> {
+  if (!common) {
+    const { dictionary } = await import('@zxcvbn-ts/language-common');
+    common = new Set((dictionary['passwords-common'] as string[]).map((p) => p.toLowerCase()));
+  }
+  return common;
+}
+
+export class PasswordHasher {
+  private readonly options: Parameters<typeof hash>[1];
+  /** A hash of a random password, verified against when the user is unknown, so both paths cost the same. */
+  private dummy: Promise<string>;
+
+  constructor(params: Argon2Params) {
+    this.options = {
+      algorithm: ARGON2ID,
+      memoryCost: params.memoryKiB,
+      timeCost: params.iterations,
+      parallelism: params.parallelism,
+    };
+    this.dummy = hash(crypto.randomUUID(), this.options);
+  }
+
+  hash(password: string): Promise<string> {
+    return hash(password, this.options);
+  }
+
+  /** Constant-time verify; `undefined` hash means "no such user" and still costs one verify. */
+  async verify(passwordHash: string | undefined, password: string): Promise<boolean> {
+    if (passwordHash === undefined) {
+      await verify(await this.dummy, password);
+      return false;
+    }
+    try {
+      return await verify(passwordHash, password);
+    } catch {
+      return false;
+    }
+  }
+}
+
+/** Throws LatchkeyError('weak_password') with a reason a person can act on. */
+export async function checkPasswordPolicy(password: string, policy: PasswordPolicy, email?: string): Promise<void> {
+  const fail = (reason: string) =>
+    new LatchkeyError('weak_password', reason, { fields: { password: reason } });
+  // NIST counts characters, not bytes; normalise so the same password typed on two keyboards matches
+  const length = [...password.normalize('NFKC')].length;
+  if (length < policy.minLength) throw fail(`Use at least ${policy.minLength} characters.`);
+  if (length > policy.maxLength) throw fail(`Use at most ${policy.maxLength} characters.`);
+  const lower = password.toLowerCase();
+  if ((await commonPasswords()).has(lower)) throw fail('This password is too common. Choose a less guessable one.');
+  if (email) {
+    const local = email.slice(0, email.indexOf('@'));
+    if (lower === email || (local.length >= 4 && lower.includes(local))) {
+      throw fail('Do not use your email address in your password.');
+    }
+  }
+  if (new Set(password).size === 1) throw fail('Do not repeat a single character.');
+}
+
+/** Password normalisation applied before hashing and verifying. */
+export const normalisePassword = (password: string): string => password.normalize('NFKC');

@@ -1,0 +1,91 @@
+/**
+ * Assemble a latchkey instance from a config: store, domain services, HTTP.
+ * Used by `latchkey serve`, by tests, and by benchmarks.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { AccountService } from './accounts/service.js';
+import { PasswordHasher } from './accounts/passwords.js';
+import type { Config } from './config.js';
+import type { Context } from './http/context.js';
+import { CsrfGuard } from './http/csrf.js';
+import { buildHttp, type HttpOptions } from './http/server.js';
+import { SessionService } from './sessions/service.js';
+import { SqliteStore } from './store/sqlite/index.js';
+import type { Store } from './store/store.js';
+import { oauthRoutes } from './http/routes/oauth.js';
+import { createTokenServices } from './tokens/services.js';
+import { GatewayTokens } from './gateway/tokens.js';
+import { gatewayRoutes } from './http/routes/gateway.js';
+import { webRoutes } from './web/routes.js';
+
+export interface Latchkey {
+  config: Config;
+  /** The BFF's token minting and cache (stats for operators and benchmarks). */
+  gateway: GatewayTokens;
+  store: Store;
+  context: Context;
+  http: FastifyInstance;
+  /** Stop timers, close HTTP and the store. */
+  close(): Promise<void>;
+}
+
+export interface CreateOptions extends HttpOptions {
+  /** Clock in ms (tests move time; production uses Date.now). */
+  now?: () => number;
+  /** Use this store instead of the embedded SQLite file. */
+  store?: Store;
+}
+
+/** Read a 32-byte secret from the data dir, creating it (mode 0600) on first start. */
+export function dataDirSecret(dataDir: string, name: string): Buffer {
+  const file = join(dataDir, name);
+  if (existsSync(file)) return Buffer.from(readFileSync(file, 'utf8').trim(), 'base64url');
+  const secret = randomBytes(32);
+  writeFileSync(file, secret.toString('base64url') + '\n', { mode: 0o600, flag: 'wx' });
+  chmodSync(file, 0o600);
+  return secret;
+}
+
+export async function createLatchkey(config: Config, opts: CreateOptions = {}): Promise<Latchkey> {
+  const now = opts.now ?? Date.now;
+  const dataDir = resolve(config.dataDir);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const store = opts.store ?? new SqliteStore({ filename: join(dataDir, 'latchkey.sqlite') });
+  await store.migrate();
+
+  const hasher = new PasswordHasher(config.passwords.argon2);
+  const sessions = new SessionService(store, config.sessions, now);
+  const accounts = new AccountService(store, hasher, config.passwords, config.rateLimit, now);
+  const csrf = new CsrfGuard(config.issuer, config.allowedOrigins, dataDirSecret(dataDir, 'csrf.key'));
+  const tokenServices = await createTokenServices({ config, store, sessions, sealKey: dataDirSecret(dataDir, 'refresh.key'), now });
+  const { keys, tokens, refresh, clients, audit } = tokenServices;
+  const context: Context = { config, store, accounts, sessions, csrf, keys, tokens, refresh, clients, audit };
+
+  // the BFF: session cookie in, a short-lived token per upstream audience out
+  const gateway = new GatewayTokens(tokens, sessions, now);
+  const http = await buildHttp(context, { ...opts, plugins: [oauthRoutes, gatewayRoutes(gateway), webRoutes, ...(opts.plugins ?? [])] });
+  tokenServices.start((err, what) => http.log.error({ err }, what));
+
+  // expired sessions are refused on read; the sweep only reclaims space
+  const sweep = setInterval(() => {
+    sessions.sweep().catch((err: unknown) => http.log.error({ err }, 'session sweep failed'));
+  }, 60_000);
+  sweep.unref();
+
+  return {
+    config,
+    gateway,
+    store,
+    context,
+    http,
+    async close() {
+      clearInterval(sweep);
+      tokenServices.stop();
+      await http.close();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,76 @@
+/**
+ * `latchkey keys list|rotate|retire`: operate the signing keys of a data dir
+ * while the server runs. The state is in the store, which the server re-reads
+ * every second; private keys are files in <dataDir>/keys.
+ */
+import { join, resolve } from 'node:path';
+import { AuditLog } from '../audit/log.js';
+import { isLatchkeyError } from '../errors.js';
+import type { KeyView } from '../keys/service.js';
+import { SqliteStore } from '../store/sqlite/index.js';
+import { createKeyService } from '../tokens/services.js';
+import { configFlags } from './main.js';
+
+const USAGE = `  latchkey keys list [--json]
+  latchkey keys rotate [--now]
+  latchkey keys retire <kid>
+`;
+
+const iso = (t: number | null) => (t === null ? '-' : new Date(t * 1000).toISOString().replace('.000Z', 'Z'));
+
+function table(keys: KeyView[]): string {
+  const rows = [['KID', 'ALG', 'STATE', 'CREATED', 'SIGNS FROM', 'SIGNS UNTIL', 'UNPUBLISHED']];
+  for (const k of keys) {
+    const unpublished = k.retiredAt !== null ? k.retiredAt : k.unpublishAt;
+    rows.push([k.kid, k.alg, k.state, iso(k.createdAt), iso(k.activatesAt), iso(k.deactivatesAt), iso(unpublished)]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+export async function keysCommand(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub !== 'list' && sub !== 'rotate' && sub !== 'retire') {
+    process.stderr.write(`latchkey: keys needs a subcommand\n\nUsage:\n${USAGE}`);
+    return 2;
+  }
+  const flags = configFlags(rest, { now: { type: 'boolean' }, json: { type: 'boolean' } });
+  const { config, positionals } = flags;
+  const values = flags.values as { now?: boolean; json?: boolean };
+  const store = new SqliteStore({ filename: join(resolve(config.dataDir), 'latchkey.sqlite') });
+  try {
+    await store.migrate();
+    const keys = createKeyService(config, store, new AuditLog(store), Date.now);
+    await keys.reload();
+    if (sub === 'list') {
+      const list = keys.list();
+      if (values.json) process.stdout.write(JSON.stringify(list, null, 2) + '\n');
+      else if (list.length === 0) process.stdout.write('no signing keys yet: `latchkey serve` creates the first\n');
+      else process.stdout.write(table(list));
+      return 0;
+    }
+    if (sub === 'rotate') {
+      const { key, created } = await keys.rotate({ immediately: values.now === true });
+      if (created) process.stdout.write(`created ${key.kid} (${key.alg}); it signs from ${iso(key.activatesAt)}\n`);
+      else if (key.state === 'active') process.stdout.write(`${key.kid} (${key.alg}) signs from now\n`);
+      else process.stdout.write(`${key.kid} is already scheduled to sign from ${iso(key.activatesAt)}; --now starts it at once\n`);
+      return 0;
+    }
+    const kid = positionals[0];
+    if (!kid || positionals.length > 1) {
+      process.stderr.write(`latchkey: keys retire needs one kid\n`);
+      return 2;
+    }
+    const key = await keys.retire(kid);
+    process.stdout.write(`retired ${key.kid}: JWKS no longer lists it; the server stops using it within a second\n`);
+    return 0;
+  } catch (err) {
+    if (isLatchkeyError(err) || (err as { code?: string }).code === 'ERR_KEY_FILE') {
+      process.stderr.write(`latchkey: ${(err as Error).message}\n`);
+      return 1;
+    }
+    throw err;
+  } finally {
+    await store.close();
+  }
+}

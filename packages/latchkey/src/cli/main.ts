@@ -1,0 +1,98 @@
+/**
+ * `latchkey <command>`: serve, and operator commands. Each command is a
+ * function of its arguments returning an exit code.
+ */
+import { parseArgs } from 'node:util';
+import { createLatchkey } from '../app.js';
+import { ConfigError, loadConfig, type ConfigOverrides } from '../config.js';
+import { keysCommand } from './keys.js';
+
+const HELP = `latchkey: sessions for browsers, short-lived JWTs for services
+
+Usage:
+  latchkey serve [--port N] [--host H] [--data-dir DIR] [--config FILE]
+  latchkey keys list [--json]       signing keys and their state (pending, active, retiring, retired)
+  latchkey keys rotate [--now]      publish the next key; it signs after keys.prePublishSeconds (or at once)
+  latchkey keys retire <kid>        stop a (compromised) key's tokens verifying; sessions live on
+  latchkey help
+
+Options (environment equivalents in brackets):
+  --port N          listen port, default 8080 [LATCHKEY_PORT]
+  --host H          listen address, default 127.0.0.1 [LATCHKEY_HOST]
+  --data-dir DIR    SQLite file, keys and secrets, default ./.latchkey [LATCHKEY_DATA_DIR]
+  --config FILE     JSON config file [LATCHKEY_CONFIG]
+  Private signing keys are encrypted at rest when LATCHKEY_KEY_ENCRYPTION_KEY holds
+  32 random bytes, base64 (e.g. openssl rand -base64 32).
+`;
+
+export type Command = (args: string[]) => Promise<number>;
+
+/** Commands added by other modules (keys, ...). */
+export const commands = new Map<string, Command>([
+  ['serve', serve],
+  ['keys', keysCommand],
+]);
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === 'help' || name === '--help' || name === '-h') {
+    process.stdout.write(HELP);
+    return name ? 0 : 2;
+  }
+  const command = commands.get(name);
+  if (!command) {
+    process.stderr.write(`latchkey: unknown command "${name}"\n\n${HELP}`);
+    return 2;
+  }
+  try {
+    return await command(rest);
+  } catch (err) {
+    if (err instanceof ConfigError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`latchkey: ${(err as Error).message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+/** Parse the flags every command shares. */
+export function configFlags(args: string[], extra: Record<string, { type: 'string' | 'boolean' }> = {}) {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'data-dir': { type: 'string' },
+      config: { type: 'string' },
+      ...extra,
+    },
+  });
+  const overrides: ConfigOverrides = {
+    port: values.port as string | undefined,
+    host: values.host as string | undefined,
+    dataDir: values['data-dir'] as string | undefined,
+    configFile: values.config as string | undefined,
+  };
+  return { config: loadConfig(overrides), values, positionals };
+}
+
+async function serve(args: string[]): Promise<number> {
+  const { config } = configFlags(args);
+  const lk = await createLatchkey(config);
+  await lk.http.listen({ port: config.port, host: config.host });
+  lk.http.log.info({ issuer: config.issuer, dataDir: config.dataDir }, 'latchkey ready');
+  await new Promise<void>((resolveStop) => {
+    const stop = (signal: string) => {
+      lk.http.log.info({ signal }, 'shutting down');
+      // stop accepting, finish in-flight requests, close the store
+      lk.close().then(resolveStop, (err: unknown) => {
+        lk.http.log.error({ err }, 'shutdown failed');
+        resolveStop();
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  return 0;
+}

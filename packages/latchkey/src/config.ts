@@ -1,0 +1,253 @@
+/**
+ * One validated configuration object. Sources, lowest precedence first:
+ * built-in defaults, the JSON config file, LATCHKEY_* environment variables,
+ * command-line flags. Validated once at start; domain code receives plain values.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+
+const Seconds = (def: number, min = 1) => Type.Integer({ minimum: min, default: def });
+
+const Argon2Schema = Type.Object(
+  {
+    memoryKiB: Type.Integer({ minimum: 8192, default: 19456 }),
+    iterations: Type.Integer({ minimum: 1, default: 2 }),
+    parallelism: Type.Integer({ minimum: 1, maximum: 16, default: 1 }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+const RouteSchema = Type.Object(
+  {
+    prefix: Type.String({ pattern: '^/[A-Za-z0-9._~!$&\'()*+,;=:@/-]*$', minLength: 1 }),
+    upstream: Type.String({ pattern: '^https?://[^/?#]+(/[^?#]*)?$' }),
+    audience: Type.String({ minLength: 1 }),
+    roles: Type.Array(Type.String({ minLength: 1 }), { default: [] }),
+    unauthenticated: Type.Union([Type.Literal('401'), Type.Literal('redirect')], { default: '401' }),
+    timeoutMs: Type.Integer({ minimum: 1, default: 10000 }),
+    tokenLifetimeSeconds: Seconds(60, 5),
+  },
+  { additionalProperties: false },
+);
+
+export const ConfigSchema = Type.Object(
+  {
+    host: Type.String({ minLength: 1, default: '127.0.0.1' }),
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+    dataDir: Type.String({ minLength: 1, default: '.latchkey' }),
+    /** Public base URL of this server: token `iss`, metadata, and the origin CSRF checks expect. */
+    issuer: Type.Optional(Type.String({ pattern: '^https?://[^/?#]+$' })),
+    /** Extra origins allowed to send cookie-authenticated state-changing requests. */
+    allowedOrigins: Type.Array(Type.String({ pattern: '^https?://[^/?#]+$' }), { default: [] }),
+    trustProxy: Type.Boolean({ default: false }),
+    /** Bearer key for /v1/admin/*; at least 32 characters. Without it the admin API is off. */
+    adminKey: Type.Optional(Type.String({ minLength: 32 })),
+    bodyLimitBytes: Type.Integer({ minimum: 1024, maximum: 1048576, default: 16384 }),
+    logLevel: Type.Union(
+      ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+      { default: 'info' },
+    ),
+    passwords: Type.Object(
+      {
+        minLength: Type.Integer({ minimum: 8, default: 8 }),
+        maxLength: Type.Integer({ minimum: 64, maximum: 1024, default: 128 }),
+        argon2: Argon2Schema,
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    sessions: Type.Object(
+      {
+        cookieName: Type.String({ pattern: '^[A-Za-z0-9_-]+$', default: '__Host-latchkey' }),
+        sameSite: Type.Union([Type.Literal('lax'), Type.Literal('strict')], { default: 'lax' }),
+        idleTimeoutSeconds: Seconds(12 * 3600, 60),
+        absoluteLifetimeSeconds: Seconds(7 * 24 * 3600, 60),
+        /** A session's last-seen time is written at most this often (reads stay reads). */
+        touchIntervalSeconds: Seconds(60, 1),
+        /** In-process cache of verified sessions (entries). */
+        cacheSize: Type.Integer({ minimum: 0, default: 10000 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    rateLimit: Type.Object(
+      {
+        /** Failed logins allowed per (IP, email) per window. */
+        loginPerAccount: Type.Integer({ minimum: 1, default: 10 }),
+        /** Failed logins allowed per IP per window. */
+        loginPerIp: Type.Integer({ minimum: 1, default: 100 }),
+        windowSeconds: Seconds(900, 1),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    tokens: Type.Object(
+      {
+        algorithm: Type.Union([Type.Literal('EdDSA'), Type.Literal('ES256'), Type.Literal('RS256')], {
+          default: 'EdDSA',
+        }),
+        /** Lifetime of access tokens from the token endpoint; short, because they cannot be recalled. */
+        accessTokenLifetimeSeconds: Seconds(300, 10),
+        /** `aud` of access tokens from the token endpoint. */
+        audience: Type.String({ minLength: 1, default: 'latchkey' }),
+        /** The first-party public client (mobile, CLI, SPA): identified by id, no secret. */
+        clientId: Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$', default: 'latchkey' }),
+        /** Space-separated `scope` claim put on every access token; none when absent. */
+        scope: Type.Optional(Type.String({ pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+( [\\x21\\x23-\\x5B\\x5D-\\x7E]+)*$' })),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    keys: Type.Object(
+      {
+        /** A key signs for this long, then the next one takes over. */
+        rotationIntervalSeconds: Seconds(30 * 24 * 3600, 60),
+        /** The next key is published this long before it starts signing. */
+        prePublishSeconds: Seconds(24 * 3600, 1),
+        /**
+         * 32 random bytes, base64 or base64url (`openssl rand -base64 32`): private key
+         * files are AES-256-GCM encrypted with it. From LATCHKEY_KEY_ENCRYPTION_KEY.
+         */
+        encryptionKey: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9+/_-]{43}=?$' })),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    refresh: Type.Object(
+      {
+        /**
+         * Concurrent refreshes with one token inside this window share one successor.
+         * Capped: every second of grace is a second a stolen, already-used token still works.
+         */
+        graceSeconds: Type.Integer({ minimum: 0, maximum: 60, default: 5 }),
+        idleTimeoutSeconds: Seconds(14 * 24 * 3600, 60),
+        absoluteLifetimeSeconds: Seconds(30 * 24 * 3600, 60),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    clients: Type.Array(
+      Type.Object(
+        {
+          id: Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' }),
+          /** Stored as given; used for HTTP Basic client authentication at introspection. */
+          secret: Type.String({ minLength: 32 }),
+          introspect: Type.Boolean({ default: true }),
+          revocationFeed: Type.Boolean({ default: false }),
+        },
+        { additionalProperties: false },
+      ),
+      { default: [] },
+    ),
+    gateway: Type.Object(
+      {
+        routes: Type.Array(RouteSchema, { default: [] }),
+        loginPath: Type.String({ default: '/signin' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export type Config = Static<typeof ConfigSchema> & { issuer: string };
+export type RouteConfig = Static<typeof RouteSchema>;
+
+export class ConfigError extends Error {
+  readonly code = 'ERR_CONFIG';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Flags the CLI understands, already split from argv. */
+export interface ConfigOverrides {
+  configFile?: string | undefined;
+  port?: string | undefined;
+  host?: string | undefined;
+  dataDir?: string | undefined;
+}
+
+const ENV: Record<string, string> = {
+  LATCHKEY_PORT: 'port',
+  LATCHKEY_HOST: 'host',
+  LATCHKEY_DATA_DIR: 'dataDir',
+  LATCHKEY_ISSUER: 'issuer',
+  LATCHKEY_ADMIN_KEY: 'adminKey',
+  LATCHKEY_LOG_LEVEL: 'logLevel',
+};
+
+/** Build the config from file, env and flags; throws ConfigError naming the bad key. */
+export function loadConfig(
+  overrides: ConfigOverrides = {},
+  env: NodeJS.ProcessEnv = process.env,
+): Config {
+  let raw: Record<string, unknown> = {};
+  const file = overrides.configFile ?? env.LATCHKEY_CONFIG;
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(resolve(file), 'utf8');
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    }
+    try {
+      raw = JSON.parse(text) as Record<string, unknown>;
+    } catch (err) {
+      throw new ConfigError(`config file ${file} is not valid JSON: ${(err as Error).message}`);
+    }
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+      throw new ConfigError(`config file ${file} must hold a JSON object`);
+    }
+  }
+  for (const [name, key] of Object.entries(ENV)) {
+    const v = env[name];
+    if (v !== undefined && v !== '') raw[key] = v;
+  }
+  // a nested key, so not in ENV; a secret, so env rather than the config file is the usual home
+  const kek = env.LATCHKEY_KEY_ENCRYPTION_KEY;
+  if (kek) raw.keys = { ...(raw.keys as Record<string, unknown> | undefined), encryptionKey: kek };
+  if (overrides.port !== undefined) raw.port = overrides.port;
+  if (overrides.host !== undefined) raw.host = overrides.host;
+  if (overrides.dataDir !== undefined) raw.dataDir = overrides.dataDir;
+  return parseConfig(raw);
+}
+
+/** Validate a plain object as config (defaults filled in). */
+export function parseConfig(input: unknown): Config {
+  const raw = structuredClone(input ?? {}) as Record<string, unknown>;
+  // env and flags arrive as strings
+  if (typeof raw.port === 'string' && /^\d{1,5}$/.test(raw.port)) raw.port = Number(raw.port);
+  const withDefaults = Value.Default(ConfigSchema, raw);
+  const first = Value.Errors(ConfigSchema, withDefaults).First();
+  if (first) {
+    const key = first.path.replace(/^\//, '').replaceAll('/', '.') || '(root)';
+    throw new ConfigError(`invalid config: ${key}: ${describe(first.schema, first.message)}`);
+  }
+  const cfg = withDefaults as Static<typeof ConfigSchema>;
+  if (cfg.sessions.absoluteLifetimeSeconds < cfg.sessions.idleTimeoutSeconds) {
+    throw new ConfigError('invalid config: sessions.absoluteLifetimeSeconds: must be >= sessions.idleTimeoutSeconds');
+  }
+  if (cfg.keys.prePublishSeconds >= cfg.keys.rotationIntervalSeconds) {
+    throw new ConfigError('invalid config: keys.prePublishSeconds: must be < keys.rotationIntervalSeconds');
+  }
+  if (cfg.refresh.absoluteLifetimeSeconds < cfg.refresh.idleTimeoutSeconds) {
+    throw new ConfigError('invalid config: refresh.absoluteLifetimeSeconds: must be >= refresh.idleTimeoutSeconds');
+  }
+  const clientIds = new Set<string>([cfg.tokens.clientId]);
+  for (const [i, c] of cfg.clients.entries()) {
+    if (clientIds.has(c.id)) throw new ConfigError(`invalid config: clients.${i}.id: duplicate client id ${c.id} (tokens.clientId is taken by the first-party client)`);
+    clientIds.add(c.id);
+  }
+  const seen = new Set<string>();
+  for (const [i, r] of cfg.gateway.routes.entries()) {
+    if (seen.has(r.prefix)) throw new ConfigError(`invalid config: gateway.routes.${i}.prefix: duplicate prefix ${r.prefix}`);
+    if (!URL.canParse(r.upstream)) throw new ConfigError(`invalid config: gateway.routes.${i}.upstream: not a URL`);
+    if (r.prefix !== '/' && r.prefix.endsWith('/')) throw new ConfigError(`invalid config: gateway.routes.${i}.prefix: must not end with /`);
+    seen.add(r.prefix);
+  }
+  const issuer = cfg.issuer ?? `http://localhost:${cfg.port}`;
+  return { ...cfg, issuer } as Config;
+}
+
+function describe(schema: TSchema, message: string): string {
+  if (schema.pattern) return `${message} (pattern ${String(schema.pattern)})`;
+  return message;
+}

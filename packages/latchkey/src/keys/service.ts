@@ -1,0 +1,344 @@
+/**
+ * Signing keys: which key signs now, which keys JWKS publishes, scheduled
+ * rotation in-process, and operator rotation and retirement.
+ *
+ * A key's state at time t follows from its timestamps, so every process (the
+ * server, the CLI, a second server on the same store) derives the same answer
+ * without anyone flipping states on a timer:
+ *
+ *   pending   t < activatesAt                      published, does not sign yet
+ *   active    activatesAt <= t < deactivatesAt     published, signs
+ *   retiring  deactivatesAt <= t < unpublishAt     published until its last token expired
+ *   retired   retiredAt set, or t >= unpublishAt   unpublished: its tokens no longer verify
+ *
+ * where unpublishAt = deactivatesAt + the longest token lifetime + clock leeway.
+ * The next key is scheduled `prePublishSeconds` before it signs, so verifiers
+ * that cache JWKS for less than that always know a kid before they see it.
+ */
+import type { KeyObject } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import type { AuditLog } from '../audit/log.js';
+import { LatchkeyError } from '../errors.js';
+import type { SigningAlgorithm, SigningKeyRecord, Store } from '../store/store.js';
+import {
+  deletePrivateKey,
+  generateKeyMaterial,
+  hasPrivateKey,
+  KeyFileError,
+  keysAreEncrypted,
+  readPrivateKey,
+  writePrivateKey,
+  type PublicJwk,
+} from './material.js';
+
+export type KeyState = 'pending' | 'active' | 'retiring' | 'retired';
+
+export interface KeyView extends SigningKeyRecord {
+  state: KeyState;
+  /** When a superseded key leaves JWKS; null while it has no successor. */
+  unpublishAt: number | null;
+}
+
+export interface KeySettings {
+  /** Algorithm of new keys. */
+  algorithm: SigningAlgorithm;
+  rotationIntervalSeconds: number;
+  prePublishSeconds: number;
+  /** The longest lifetime of any token signed here: a superseded key stays published that long. */
+  maxTokenLifetimeSeconds: number;
+  /** Directory of the private key files. */
+  dir: string;
+  encryptionKey: Buffer | undefined;
+}
+
+/** A key left JWKS: retired by an operator (`retired`) or after its last token expired (`expired`). */
+export interface KeyRetiredEvent {
+  kid: string;
+  alg: SigningAlgorithm;
+  at: number;
+  reason: 'retired' | 'expired';
+}
+export type KeyRetiredListener = (event: KeyRetiredEvent) => void;
+
+export interface Signer {
+  kid: string;
+  alg: SigningAlgorithm;
+  key: KeyObject;
+}
+
+/** Verifiers' clocks may run this far behind ours. */
+export const CLOCK_LEEWAY_SECONDS = 60;
+
+export class KeyService {
+  private records: SigningKeyRecord[] = [];
+  private fingerprint = '';
+  private readonly privateKeys = new Map<string, KeyObject>();
+  private readonly retired = new Set<string>();
+  private readonly listeners: KeyRetiredListener[] = [];
+  private jwksCache: { kids: string; body: string; etag: string; keys: PublicJwk[] } | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private ticking: Promise<void> | undefined;
+
+  constructor(
+    private readonly store: Store,
+    private readonly settings: KeySettings,
+    private readonly audit: AuditLog,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  onRetired(listener: KeyRetiredListener): void {
+    this.listeners.push(listener);
+  }
+
+  /**
+   * Load the key state; on first start (or when the configured algorithm
+   * changed) create a key that signs at once, since no verifier can hold a
+   * token of ours yet (or of the new algorithm).
+   */
+  async start(): Promise<void> {
+    await this.load({ emit: false });
+    this.loadPrivateKeys();
+    const t = this.seconds();
+    const active = this.records.find((r) => this.stateOf(r, t) === 'active');
+    const pendingOfAlg = this.records.some((r) => this.stateOf(r, t) === 'pending' && r.alg === this.settings.algorithm);
+    if (!active || (active.alg !== this.settings.algorithm && !pendingOfAlg)) {
+      await this.createKey(t, active ? 'algorithm_changed' : 'first_start');
+      await this.load({ emit: false });
+    }
+    this.signer();
+  }
+
+  /** Re-read the shared state (keys rotated or retired by another process). */
+  async reload(): Promise<void> {
+    await this.load({ emit: true });
+  }
+
+  /** Re-read the shared state about every second; rotate when due. */
+  startTimer(onError: (err: unknown) => void, intervalMs = 1000): void {
+    this.timer = setInterval(() => {
+      this.tick().catch(onError);
+    }, intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** One round of the background work: reload, rotate if due, delete retired keys' files. */
+  async tick(): Promise<void> {
+    // never two rounds at once: a slow RSA generation must not schedule two keys
+    if (this.ticking) return this.ticking;
+    this.ticking = (async () => {
+      await this.load({ emit: true });
+      this.loadPrivateKeys();
+      await this.rotateIfDue();
+      const t = this.seconds();
+      for (const r of this.records) {
+        if (this.stateOf(r, t) === 'retired' && hasPrivateKey(this.settings.dir, r.kid)) deletePrivateKey(this.settings.dir, r.kid);
+      }
+    })().finally(() => {
+      this.ticking = undefined;
+    });
+    return this.ticking;
+  }
+
+  /** The key to sign with now. Throws if there is none (start() ensures one). */
+  signer(): Signer {
+    const t = this.seconds();
+    let best: SigningKeyRecord | undefined;
+    for (const r of this.records) {
+      const state = this.stateOf(r, t);
+      if (state === 'active' && this.privateKeys.has(r.kid)) return { kid: r.kid, alg: r.alg, key: this.privateKeys.get(r.kid)! };
+      // a key activated by another process whose file this one has not loaded yet
+      // (within a second): keep signing with the newest loaded key still published
+      if ((state === 'retiring' || state === 'active') && this.privateKeys.has(r.kid) && (!best || r.activatesAt > best.activatesAt)) {
+        best = r;
+      }
+    }
+    if (!best) throw new Error('no signing key is available');
+    return { kid: best.kid, alg: best.alg, key: this.privateKeys.get(best.kid)! };
+  }
+
+  /** The JWKS document (RFC 7517) of the keys published now, and its ETag. */
+  jwks(): { body: string; etag: string; keys: PublicJwk[] } {
+    const t = this.seconds();
+    const published = this.records.filter((r) => this.stateOf(r, t) !== 'retired');
+    const kids = published.map((r) => r.kid).join(',');
+    if (this.jwksCache?.kids !== kids) {
+      const keys = published.map((r) => JSON.parse(r.publicJwk) as PublicJwk);
+      const body = JSON.stringify({ keys });
+      const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 16)}"`;
+      this.jwksCache = { kids, body, etag, keys };
+    }
+    return this.jwksCache;
+  }
+
+  /** Algorithms of the published keys. */
+  algorithms(): SigningAlgorithm[] {
+    return [...new Set(this.jwks().keys.map((k) => k.alg))];
+  }
+
+  /** Every key with its state now, oldest first. */
+  list(): KeyView[] {
+    const t = this.seconds();
+    return this.records.map((r) => this.view(r, t));
+  }
+
+  /**
+   * Schedule the next key: published now, signing after `prePublishSeconds`
+   * (or at once with `immediately`, e.g. after a compromise; verifiers then
+   * learn the kid on their next JWKS fetch). When a key is already scheduled,
+   * `immediately` brings it forward and otherwise nothing changes.
+   */
+  async rotate(opts: { immediately?: boolean } = {}): Promise<{ key: KeyView; created: boolean }> {
+    await this.load({ emit: true });
+    const t = this.seconds();
+    const pending = this.records.find((r) => this.stateOf(r, t) === 'pending');
+    if (pending) {
+      if (!opts.immediately) return { key: this.view(pending, t), created: false };
+      await this.store.promoteSigningKey(pending.kid, t);
+      await this.audit.record({ type: 'key_rotated', detail: { kid: pending.kid, alg: pending.alg, activatesAt: t } });
+      await this.load({ emit: true });
+      return { key: this.view(this.find(pending.kid)!, t), created: false };
+    }
+    const kid = await this.createKey(opts.immediately ? t : t + this.settings.prePublishSeconds, 'rotate');
+    await this.load({ emit: true });
+    return { key: this.view(this.find(kid!)!, t), created: true };
+  }
+
+  /**
+   * Retire a key now (compromise): JWKS stops listing it, its tokens stop
+   * verifying, its private key file is deleted. Sessions and refresh tokens are
+   * untouched: clients refresh and get tokens from another key. Retiring the
+   * signing key first hands signing to the scheduled key or a new one.
+   */
+  async retire(kid: string): Promise<KeyView> {
+    await this.load({ emit: true });
+    const t = this.seconds();
+    const rec = this.find(kid);
+    if (!rec) throw new LatchkeyError('key_not_found', `no key ${kid}`);
+    if (this.stateOf(rec, t) === 'retired') return this.view(rec, t);
+    if (this.stateOf(rec, t) === 'active') {
+      const pending = this.records.find((r) => r.kid !== kid && this.stateOf(r, t) === 'pending');
+      if (pending) await this.store.promoteSigningKey(pending.kid, t);
+      else await this.createKey(t, 'replaces_retired');
+    }
+    await this.store.retireSigningKey(kid, t);
+    deletePrivateKey(this.settings.dir, kid);
+    this.privateKeys.delete(kid);
+    await this.audit.record({ type: 'key_retired', detail: { kid, alg: rec.alg, reason: 'retired' } });
+    await this.load({ emit: true });
+    return this.view(this.find(kid)!, t);
+  }
+
+  stateOf(r: SigningKeyRecord, t: number): KeyState {
+    if (r.retiredAt !== null && r.retiredAt <= t) return 'retired';
+    if (t < r.activatesAt) return 'pending';
+    if (r.deactivatesAt === null || t < r.deactivatesAt) return 'active';
+    return t < this.unpublishAt(r)! ? 'retiring' : 'retired';
+  }
+
+  private unpublishAt(r: SigningKeyRecord): number | null {
+    return r.deactivatesAt === null ? null : r.deactivatesAt + this.settings.maxTokenLifetimeSeconds + CLOCK_LEEWAY_SECONDS;
+  }
+
+  private view(r: SigningKeyRecord, t: number): KeyView {
+    return { ...r, state: this.stateOf(r, t), unpublishAt: this.unpublishAt(r) };
+  }
+
+  private find(kid: string): SigningKeyRecord | undefined {
+    return this.records.find((r) => r.kid === kid);
+  }
+
+  private async rotateIfDue(): Promise<void> {
+    const t = this.seconds();
+    if (this.records.some((r) => this.stateOf(r, t) === 'pending')) return;
+    const active = this.records.find((r) => this.stateOf(r, t) === 'active');
+    if (!active) {
+      // every key was retired behind our back: sign again at once
+      await this.createKey(t, 'no_active_key', t);
+      await this.load({ emit: true });
+      return;
+    }
+    const due = active.activatesAt + this.settings.rotationIntervalSeconds;
+    if (t < due - this.settings.prePublishSeconds) return;
+    // overdue (the server was down): still publish a full pre-publish period ahead
+    const at = Math.max(due, t + this.settings.prePublishSeconds);
+    if (await this.createKey(at, 'scheduled', t)) await this.load({ emit: true });
+  }
+
+  /** Generate, store the private half, then publish. Returns the kid, or undefined if another process scheduled first. */
+  private async createKey(activatesAt: number, why: string, unlessScheduledAfter?: number): Promise<string | undefined> {
+    if (!this.settings.encryptionKey && keysAreEncrypted(this.settings.dir)) {
+      // never write one key in plain beside encrypted ones (a CLI run without the env var)
+      throw new KeyFileError('the existing private keys are encrypted: set LATCHKEY_KEY_ENCRYPTION_KEY');
+    }
+    const m = await generateKeyMaterial(this.settings.algorithm);
+    // the file first: a published key whose private half is missing could never sign
+    writePrivateKey(this.settings.dir, m, this.settings.encryptionKey);
+    const t = this.seconds();
+    const added = await this.store.addSigningKey(
+      {
+        kid: m.kid,
+        alg: m.alg,
+        publicJwk: JSON.stringify(m.publicJwk),
+        createdAt: t,
+        activatesAt,
+        deactivatesAt: null,
+        retiredAt: null,
+      },
+      unlessScheduledAfter === undefined ? {} : { unlessScheduledAfter },
+    );
+    if (!added) {
+      deletePrivateKey(this.settings.dir, m.kid);
+      return undefined;
+    }
+    this.privateKeys.set(m.kid, m.privateKey);
+    await this.audit.record({
+      type: why === 'first_start' ? 'key_created' : 'key_rotated',
+      detail: { kid: m.kid, alg: m.alg, activatesAt, why },
+    });
+    return m.kid;
+  }
+
+  /** Load the private halves of the keys that sign now or soon (those of other processes too). */
+  private loadPrivateKeys(): void {
+    const t = this.seconds();
+    for (const r of this.records) {
+      const state = this.stateOf(r, t);
+      if ((state === 'pending' || state === 'active') && !this.privateKeys.has(r.kid)) {
+        this.privateKeys.set(r.kid, readPrivateKey(this.settings.dir, r.kid, r.alg, this.settings.encryptionKey));
+      }
+    }
+  }
+
+  /** Read the shared state; report keys that left JWKS. */
+  private async load({ emit }: { emit: boolean }): Promise<void> {
+    const records = await this.store.listSigningKeys();
+    const fingerprint = JSON.stringify(records);
+    if (fingerprint !== this.fingerprint) {
+      this.records = records;
+      this.fingerprint = fingerprint;
+    }
+    const t = this.seconds();
+    for (const r of this.records) {
+      if (this.stateOf(r, t) === 'retired') {
+        this.privateKeys.delete(r.kid);
+        if (!this.retired.has(r.kid)) {
+          this.retired.add(r.kid);
+          if (emit) {
+            const forced = r.retiredAt !== null;
+            const at = forced ? r.retiredAt! : this.unpublishAt(r)!;
+            for (const l of this.listeners) l({ kid: r.kid, alg: r.alg, at, reason: forced ? 'retired' : 'expired' });
+          }
+        }
+      }
+    }
+  }
+
+  private seconds(): number {
+    return Math.floor(this.now() / 1000);
+  }
+}

@@ -1,0 +1,594 @@
+/**
+ * The embedded store: one SQLite file in WAL mode via better-sqlite3. Calls are
+ * synchronous underneath (microseconds on a warm page cache) and exposed through
+ * the async Store contract so the server code is the same for every adapter.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { Database, type Statement } from './driver.js';
+import { LatchkeyError } from '../../errors.js';
+import type {
+  AuditEvent,
+  NewAuditEvent,
+  NewRefreshFamily,
+  NewUser,
+  RefreshRotation,
+  RefreshTokenInfo,
+  RotationOutcome,
+  Session,
+  SessionWithUser,
+  SigningAlgorithm,
+  SigningKeyRecord,
+  Store,
+  User,
+  UserWithSecret,
+} from '../store.js';
+import { migrations } from './migrations.js';
+
+interface UserRow {
+  rowid: number;
+  id: string;
+  email: string;
+  password_hash: string;
+  roles: string;
+  disabled: number;
+  created_at: number;
+}
+interface SessionRow {
+  id_hash: Buffer;
+  user_id: string;
+  created_at: number;
+  last_seen_at: number;
+  expires_at: number;
+  device: string;
+  ip: string;
+  idle_timeout: number | null;
+}
+type SessionUserRow = SessionRow & Omit<UserRow, 'rowid' | 'password_hash' | 'id'>;
+
+const SESSION_COLS = `s.id_hash, u.id AS user_id, s.created_at, s.last_seen_at, s.expires_at, d.label AS device, s.ip, s.idle_timeout`;
+const SESSION_FROM = `sessions s JOIN users u ON u.rowid = s.user_rowid JOIN devices d ON d.id = s.device_id`;
+
+export interface SqliteStoreOptions {
+  /** File path, or ':memory:'. */
+  filename: string;
+}
+
+export class SqliteStore implements Store {
+  /** Exposed for adapters of later features that share the file (same process). */
+  readonly db: Database;
+  private readonly deviceIds = new Map<string, number>();
+  private stmts!: ReturnType<SqliteStore['prepare']>;
+  private dataVersion!: Statement;
+  private tok!: ReturnType<SqliteStore['prepareTokens']>;
+
+  constructor(opts: SqliteStoreOptions) {
+    if (opts.filename !== ':memory:') mkdirSync(dirname(opts.filename), { recursive: true, mode: 0o700 });
+    this.db = new Database(opts.filename);
+    this.db.pragma('journal_mode = WAL');
+    // NORMAL is durable across application crashes in WAL mode; a power loss can lose the last commits.
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+  }
+
+  async migrate(): Promise<void> {
+    this.migrateSync();
+  }
+
+  /** Apply pending migrations in one transaction each. */
+  migrateSync(): void {
+    const current = this.db.pragma('user_version', { simple: true }) as number;
+    if (current > migrations.length) {
+      throw new Error(`database schema version ${current} is newer than this latchkey (${migrations.length})`);
+    }
+    for (let v = current; v < migrations.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(migrations[v]!);
+        this.db.pragma(`user_version = ${v + 1}`);
+      }).immediate();
+    }
+    this.stmts = this.prepare();
+    this.dataVersion = this.db.prepare('PRAGMA data_version').pluck();
+    this.tok = this.prepareTokens();
+  }
+
+  private prepare() {
+    const db = this.db;
+    return {
+      insertUser: db.prepare(
+        `INSERT INTO users (id, email, password_hash, roles, disabled, created_at) VALUES (?, ?, ?, ?, 0, ?)`,
+      ),
+      userByEmail: db.prepare<[string], UserRow>(`SELECT * FROM users WHERE email = ?`),
+      userById: db.prepare<[string], UserRow>(`SELECT * FROM users WHERE id = ?`),
+      setPassword: db.prepare(`UPDATE users SET password_hash = ? WHERE id = ?`),
+      setDisabled: db.prepare(`UPDATE users SET disabled = ? WHERE id = ?`),
+      setRoles: db.prepare(`UPDATE users SET roles = ? WHERE id = ?`),
+      deviceId: db.prepare<[string], { id: number }>(`SELECT id FROM devices WHERE label = ?`),
+      insertDevice: db.prepare(`INSERT INTO devices (label) VALUES (?) ON CONFLICT(label) DO NOTHING`),
+      insertSession: db.prepare(
+        `INSERT INTO sessions (id_hash, user_rowid, created_at, last_seen_at, expires_at, device_id, ip, idle_timeout)
+         SELECT ?, rowid, ?, ?, ?, ?, ?, ? FROM users WHERE id = ?`,
+      ),
+      getSession: db.prepare<[Buffer], SessionUserRow>(
+        `SELECT ${SESSION_COLS}, u.email, u.roles, u.disabled, u.created_at AS user_created_at
+         FROM ${SESSION_FROM} WHERE s.id_hash = ?`,
+      ),
+      touch: db.prepare(`UPDATE sessions SET last_seen_at = ?, ip = ? WHERE id_hash = ?`),
+      listSessions: db.prepare<[string], SessionRow>(
+        `SELECT ${SESSION_COLS} FROM ${SESSION_FROM} WHERE u.id = ? ORDER BY s.created_at DESC, s.id_hash`,
+      ),
+      byHandle: db.prepare<[Buffer, Buffer], SessionRow>(
+        `SELECT ${SESSION_COLS} FROM ${SESSION_FROM} WHERE s.id_hash >= ? AND s.id_hash < ? LIMIT 2`,
+      ),
+      oneSession: db.prepare<[Buffer], SessionRow>(`SELECT ${SESSION_COLS} FROM ${SESSION_FROM} WHERE s.id_hash = ?`),
+      deleteSession: db.prepare(`DELETE FROM sessions WHERE id_hash = ?`),
+      deleteExpired: db.prepare(
+        `DELETE FROM sessions WHERE expires_at <= @now OR last_seen_at + COALESCE(idle_timeout, @idle) <= @now`,
+      ),
+    };
+  }
+
+  /** PRAGMA data_version: changes when another connection (the CLI, another process) commits. */
+  externalWriteCounter(): number {
+    return this.dataVersion.get() as number;
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  async createUser(user: NewUser): Promise<User> {
+    try {
+      this.stmts.insertUser.run(user.id, user.email, user.passwordHash, JSON.stringify(user.roles ?? []), user.createdAt);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
+        throw new LatchkeyError('email_taken', 'an account with this email exists');
+      }
+      throw err;
+    }
+    return { id: user.id, email: user.email, roles: user.roles ?? [], disabled: false, createdAt: user.createdAt };
+  }
+
+  async getUserByEmail(email: string): Promise<UserWithSecret | undefined> {
+    const row = this.stmts.userByEmail.get(email);
+    return row && toUser(row);
+  }
+
+  async getUserById(id: string): Promise<UserWithSecret | undefined> {
+    const row = this.stmts.userById.get(id);
+    return row && toUser(row);
+  }
+
+  async changePassword(userId: string, passwordHash: string, keepSession?: Buffer): Promise<Session[]> {
+    return this.db
+      .transaction(() => {
+        const r = this.stmts.setPassword.run(passwordHash, userId);
+        if (r.changes === 0) throw new LatchkeyError('user_not_found', 'no such user');
+        return this.deleteUserSessionsSync(userId, keepSession);
+      })
+      .immediate();
+  }
+
+  async setUserDisabled(userId: string, disabled: boolean): Promise<Session[]> {
+    return this.db
+      .transaction(() => {
+        const r = this.stmts.setDisabled.run(disabled ? 1 : 0, userId);
+        if (r.changes === 0) throw new LatchkeyError('user_not_found', 'no such user');
+        return disabled ? this.deleteUserSessionsSync(userId) : [];
+      })
+      .immediate();
+  }
+
+  async setUserRoles(userId: string, roles: string[]): Promise<boolean> {
+    return this.stmts.setRoles.run(JSON.stringify(roles), userId).changes > 0;
+  }
+
+  async createSession(s: Session): Promise<void> {
+    const deviceId = this.deviceIdFor(s.device);
+    const r = this.stmts.insertSession.run(
+      s.idHash,
+      s.createdAt,
+      s.lastSeenAt,
+      s.expiresAt,
+      deviceId,
+      s.ip,
+      s.idleTimeoutSeconds ?? null,
+      s.userId,
+    );
+    if (r.changes === 0) throw new LatchkeyError('user_not_found', 'no such user');
+  }
+
+  async getSession(idHash: Buffer): Promise<SessionWithUser | undefined> {
+    const r = this.stmts.getSession.get(idHash) as (SessionUserRow & { user_created_at: number }) | undefined;
+    if (!r) return undefined;
+    return {
+      session: toSession(r),
+      user: {
+        id: r.user_id,
+        email: r.email,
+        roles: JSON.parse(r.roles) as string[],
+        disabled: r.disabled === 1,
+        createdAt: r.user_created_at,
+      },
+    };
+  }
+
+  async touchSession(idHash: Buffer, lastSeenAt: number, ip: string): Promise<void> {
+    this.stmts.touch.run(lastSeenAt, ip, idHash);
+  }
+
+  async listSessions(userId: string): Promise<Session[]> {
+    return this.stmts.listSessions.all(userId).map(toSession);
+  }
+
+  async findSessionByHandle(handle: Buffer, userId?: string): Promise<Session | undefined> {
+    const rows = this.stmts.byHandle.all(handle, prefixEnd(handle));
+    // two matches would mean a handle collision: refuse rather than guess
+    if (rows.length !== 1) return undefined;
+    const s = toSession(rows[0]!);
+    if (userId !== undefined && s.userId !== userId) return undefined;
+    return s;
+  }
+
+  async deleteSession(idHash: Buffer): Promise<Session | undefined> {
+    return this.db
+      .transaction(() => {
+        const row = this.stmts.oneSession.get(idHash);
+        if (!row) return undefined;
+        this.stmts.deleteSession.run(idHash);
+        return toSession(row);
+      })
+      .immediate();
+  }
+
+  async deleteUserSessions(userId: string, except?: Buffer): Promise<Session[]> {
+    return this.db.transaction(() => this.deleteUserSessionsSync(userId, except)).immediate();
+  }
+
+  async deleteExpiredSessions(now: number, idleTimeoutSeconds: number): Promise<number> {
+    return this.stmts.deleteExpired.run({ now, idle: idleTimeoutSeconds }).changes;
+  }
+
+  private prepareTokens() {
+    const db = this.db;
+    const FAMILY_COLS = `f.session_hash, f.key_hash, f.client_id, f.created_at AS family_created_at, ${SESSION_COLS},
+      u.email, u.roles, u.disabled, u.created_at AS user_created_at`;
+    const JOINS = `JOIN sessions s ON s.id_hash = f.session_hash JOIN users u ON u.rowid = s.user_rowid JOIN devices d ON d.id = s.device_id`;
+    return {
+      insertFamily: db.prepare(`INSERT INTO refresh_families (session_hash, key_hash, client_id, created_at) VALUES (?, ?, ?, ?)`),
+      insertToken: db.prepare(`INSERT INTO refresh_tokens (hash, session_hash, created_at) VALUES (?, ?, ?)`),
+      tokenWithFamily: db.prepare<[Buffer], TokenRow & FamilyRow>(
+        `SELECT t.hash, t.created_at AS token_created_at, t.rotated_at, t.successor_hash, t.successor_sealed, ${FAMILY_COLS}
+         FROM refresh_tokens t JOIN refresh_families f ON f.session_hash = t.session_hash ${JOINS} WHERE t.hash = ?`,
+      ),
+      token: db.prepare<[Buffer], TokenRow>(
+        `SELECT hash, created_at AS token_created_at, rotated_at, successor_hash, successor_sealed FROM refresh_tokens WHERE hash = ?`,
+      ),
+      familyByKey: db.prepare<[Buffer], FamilyRow>(`SELECT ${FAMILY_COLS} FROM refresh_families f ${JOINS} WHERE f.key_hash = ?`),
+      familyBySession: db.prepare<[Buffer], FamilyRow>(
+        `SELECT ${FAMILY_COLS} FROM refresh_families f ${JOINS} WHERE f.session_hash = ?`,
+      ),
+      markRotated: db.prepare(
+        `UPDATE refresh_tokens SET rotated_at = ?, successor_hash = ?, successor_sealed = ? WHERE hash = ? AND rotated_at IS NULL`,
+      ),
+      pruneFamily: db.prepare(`DELETE FROM refresh_tokens WHERE session_hash = ? AND rotated_at IS NOT NULL AND rotated_at < ?`),
+      prune: db.prepare(`DELETE FROM refresh_tokens WHERE rotated_at IS NOT NULL AND rotated_at < ?`),
+      listKeys: db.prepare<[], KeyRow>(`SELECT * FROM signing_keys ORDER BY activates_at, kid`),
+      oneKey: db.prepare<[string], KeyRow>(`SELECT * FROM signing_keys WHERE kid = ?`),
+      scheduledAfter: db.prepare<[number], { kid: string }>(
+        `SELECT kid FROM signing_keys WHERE retired_at IS NULL AND activates_at > ? LIMIT 1`,
+      ),
+      nextStart: db.prepare<[number, string], { at: number | null }>(
+        `SELECT MIN(activates_at) AS at FROM signing_keys WHERE retired_at IS NULL AND activates_at > ? AND kid != ?`,
+      ),
+      insertKey: db.prepare(
+        `INSERT INTO signing_keys (kid, alg, public_jwk, created_at, activates_at, deactivates_at, retired_at)
+         VALUES (@kid, @alg, @publicJwk, @createdAt, @activatesAt, @deactivatesAt, @retiredAt)`,
+      ),
+      setStart: db.prepare(`UPDATE signing_keys SET activates_at = ?, deactivates_at = ? WHERE kid = ?`),
+      stopOthersAt: db.prepare(
+        `UPDATE signing_keys SET deactivates_at = @at WHERE kid != @kid AND retired_at IS NULL
+         AND activates_at < @at AND (deactivates_at IS NULL OR deactivates_at > @at)`,
+      ),
+      retireKey: db.prepare(`UPDATE signing_keys SET retired_at = ? WHERE kid = ? AND retired_at IS NULL`),
+      insertAudit: db.prepare(
+        `INSERT INTO audit_events (at, type, user_id, session, ip, detail) VALUES (?, ?, ?, ?, ?, ?)`,
+      ),
+    };
+  }
+
+  async createRefreshFamily(f: NewRefreshFamily): Promise<void> {
+    this.db
+      .transaction(() => {
+        const s = f.session;
+        const r = this.stmts.insertSession.run(
+          s.idHash,
+          s.createdAt,
+          s.lastSeenAt,
+          s.expiresAt,
+          this.deviceIdFor(s.device),
+          s.ip,
+          s.idleTimeoutSeconds,
+          s.userId,
+        );
+        if (r.changes === 0) throw new LatchkeyError('user_not_found', 'no such user');
+        this.tok.insertFamily.run(s.idHash, f.keyHash, f.clientId, s.createdAt);
+        this.tok.insertToken.run(f.tokenHash, s.idHash, s.createdAt);
+      })
+      .immediate();
+  }
+
+  async rotateRefreshToken(r: RefreshRotation): Promise<RotationOutcome> {
+    return this.db
+      .transaction((): RotationOutcome => {
+        const row = this.tok.tokenWithFamily.get(r.tokenHash);
+        if (!row || !row.key_hash.equals(r.familyKeyHash)) {
+          // an old token whose row was pruned still names its family by its key
+          const family = this.tok.familyByKey.get(r.familyKeyHash);
+          if (!family || (r.clientId !== undefined && family.client_id !== r.clientId)) return { outcome: 'unknown' };
+          return this.endFamily(family);
+        }
+        if (r.clientId !== undefined && row.client_id !== r.clientId) return { outcome: 'unknown' };
+        if (row.rotated_at === null) {
+          if (!familyLive(row, r.now)) return { outcome: 'expired' };
+          if (this.tok.markRotated.run(r.now, r.successorHash, r.successorSealed, r.tokenHash).changes !== 1) {
+            throw new Error('refresh token row changed inside its transaction');
+          }
+          this.tok.insertToken.run(r.successorHash, row.session_hash, r.now);
+          this.stmts.touch.run(r.now, r.ip, row.session_hash);
+          // keep only what the grace window may still need; older replays are caught by the family key
+          this.tok.pruneFamily.run(row.session_hash, r.now - r.graceSeconds);
+          const session = { ...toSession(row), lastSeenAt: r.now, ip: r.ip };
+          return { outcome: 'rotated', session, user: familyUser(row), clientId: row.client_id };
+        }
+        if (r.now - row.rotated_at < r.graceSeconds) {
+          // a fast client may have rotated the successor too: hand out the newest one
+          let link: TokenRow = row;
+          for (let i = 0; i < 16 && link.successor_hash; i++) {
+            const next = this.tok.token.get(link.successor_hash);
+            if (!next || next.rotated_at === null) break;
+            link = next;
+          }
+          if (!familyLive(row, r.now)) return { outcome: 'expired' };
+          if (link.successor_sealed) {
+            return {
+              outcome: 'shared',
+              session: toSession(row),
+              user: familyUser(row),
+              clientId: row.client_id,
+              successorSealed: link.successor_sealed,
+              sealedBy: link.hash,
+            };
+          }
+        }
+        return this.endFamily(row);
+      })
+      .immediate();
+  }
+
+  /** Reuse detected: the session goes, and with it (FK cascade) the family and every token of it. */
+  private endFamily(family: FamilyRow): RotationOutcome {
+    this.stmts.deleteSession.run(family.session_hash);
+    return { outcome: 'reused', session: toSession(family), clientId: family.client_id };
+  }
+
+  async findRefreshToken(tokenHash: Buffer, familyKeyHash: Buffer): Promise<RefreshTokenInfo | undefined> {
+    const row = this.tok.tokenWithFamily.get(tokenHash);
+    if (row && row.key_hash.equals(familyKeyHash)) {
+      return { ...familyInfo(row), current: row.rotated_at === null, issuedAt: row.token_created_at };
+    }
+    const family = this.tok.familyByKey.get(familyKeyHash);
+    return family && { ...familyInfo(family), current: false, issuedAt: undefined };
+  }
+
+  async revokeRefreshFamily(
+    by: { familyKeyHash: Buffer } | { sessionHash: Buffer },
+    clientId: string,
+  ): Promise<Session | undefined> {
+    return this.db
+      .transaction(() => {
+        const family =
+          'familyKeyHash' in by ? this.tok.familyByKey.get(by.familyKeyHash) : this.tok.familyBySession.get(by.sessionHash);
+        if (!family || family.client_id !== clientId) return undefined;
+        this.stmts.deleteSession.run(family.session_hash);
+        return toSession(family);
+      })
+      .immediate();
+  }
+
+  async pruneRefreshTokens(before: number): Promise<number> {
+    return this.tok.prune.run(before).changes;
+  }
+
+  async listSigningKeys(): Promise<SigningKeyRecord[]> {
+    return this.tok.listKeys.all().map(toKey);
+  }
+
+  async addSigningKey(key: SigningKeyRecord, opts: { unlessScheduledAfter?: number } = {}): Promise<boolean> {
+    return this.db
+      .transaction(() => {
+        if (opts.unlessScheduledAfter !== undefined && this.tok.scheduledAfter.get(opts.unlessScheduledAfter)) return false;
+        this.tok.insertKey.run({ ...key });
+        this.scheduleSync(key.kid, key.activatesAt);
+        return true;
+      })
+      .immediate();
+  }
+
+  async promoteSigningKey(kid: string, at: number): Promise<boolean> {
+    return this.db
+      .transaction(() => {
+        const row = this.tok.oneKey.get(kid);
+        if (!row || row.retired_at !== null) return false;
+        this.scheduleSync(kid, at);
+        return true;
+      })
+      .immediate();
+  }
+
+  /** Key `kid` signs from `at` until the next scheduled key; every other key signing at `at` stops then. */
+  private scheduleSync(kid: string, at: number): void {
+    // one signer at a time: if a later key is already scheduled, this one hands over to it
+    const next = this.tok.nextStart.get(at, kid)?.at ?? null;
+    this.tok.setStart.run(at, next, kid);
+    this.tok.stopOthersAt.run({ at, kid });
+  }
+
+  async retireSigningKey(kid: string, at: number): Promise<SigningKeyRecord | undefined> {
+    return this.db
+      .transaction(() => {
+        const row = this.tok.oneKey.get(kid);
+        if (!row) return undefined;
+        this.tok.retireKey.run(at, kid);
+        return toKey(row);
+      })
+      .immediate();
+  }
+
+  async appendAuditEvent(e: NewAuditEvent): Promise<void> {
+    this.tok.insertAudit.run(e.at, e.type, e.userId, e.session, e.ip, JSON.stringify(e.detail));
+  }
+
+  async listAuditEvents(q: { userId?: string; type?: string; limit: number }): Promise<AuditEvent[]> {
+    const where: string[] = [];
+    const params: (string | number)[] = [];
+    if (q.userId !== undefined) {
+      where.push('user_id = ?');
+      params.push(q.userId);
+    }
+    if (q.type !== undefined) {
+      where.push('type = ?');
+      params.push(q.type);
+    }
+    params.push(Math.max(1, Math.min(q.limit, 1000)));
+    const rows = this.db
+      .prepare<(string | number)[], AuditRow>(
+        `SELECT * FROM audit_events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`,
+      )
+      .all(...params);
+    return rows.map((r) => ({
+      id: r.id,
+      at: r.at,
+      type: r.type,
+      userId: r.user_id,
+      session: r.session,
+      ip: r.ip,
+      detail: JSON.parse(r.detail) as Record<string, unknown>,
+    }));
+  }
+
+  private deleteUserSessionsSync(userId: string, except?: Buffer): Session[] {
+    const ended = this.stmts.listSessions.all(userId).map(toSession).filter((s) => !except || !s.idHash.equals(except));
+    for (const s of ended) this.stmts.deleteSession.run(s.idHash);
+    return ended;
+  }
+
+  private deviceIdFor(label: string): number {
+    let id = this.deviceIds.get(label);
+    if (id !== undefined) return id;
+    this.stmts.insertDevice.run(label);
+    id = this.stmts.deviceId.get(label)!.id;
+    if (this.deviceIds.size < 10000) this.deviceIds.set(label, id);
+    return id;
+  }
+}
+
+function toUser(r: UserRow): UserWithSecret {
+  return {
+    id: r.id,
+    email: r.email,
+    passwordHash: r.password_hash,
+    roles: JSON.parse(r.roles) as string[],
+    disabled: r.disabled === 1,
+    createdAt: r.created_at,
+  };
+}
+
+function toSession(r: SessionRow): Session {
+  const s: Session = {
+    idHash: r.id_hash,
+    userId: r.user_id,
+    createdAt: r.created_at,
+    lastSeenAt: r.last_seen_at,
+    expiresAt: r.expires_at,
+    device: r.device,
+    ip: r.ip,
+  };
+  if (r.idle_timeout !== null) s.idleTimeoutSeconds = r.idle_timeout;
+  return s;
+}
+
+/** Smallest blob greater than every blob starting with `prefix`. */
+function prefixEnd(prefix: Buffer): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i] = end[i]! + 1;
+      return end.subarray(0, i + 1);
+    }
+  }
+  // all 0xff: longer than any 32-byte hash, so greater than every match
+  return Buffer.alloc(33, 0xff);
+}
+
+interface FamilyRow extends SessionRow {
+  session_hash: Buffer;
+  key_hash: Buffer;
+  client_id: string;
+  family_created_at: number;
+  email: string;
+  roles: string;
+  disabled: number;
+  user_created_at: number;
+}
+interface TokenRow {
+  hash: Buffer;
+  token_created_at: number;
+  rotated_at: number | null;
+  successor_hash: Buffer | null;
+  successor_sealed: Buffer | null;
+}
+interface KeyRow {
+  kid: string;
+  alg: SigningAlgorithm;
+  public_jwk: string;
+  created_at: number;
+  activates_at: number;
+  deactivates_at: number | null;
+  retired_at: number | null;
+}
+interface AuditRow {
+  id: number;
+  at: number;
+  type: string;
+  user_id: string | null;
+  session: string | null;
+  ip: string | null;
+  detail: string;
+}
+
+function familyUser(r: FamilyRow): User {
+  return { id: r.user_id, email: r.email, roles: JSON.parse(r.roles) as string[], disabled: r.disabled === 1, createdAt: r.user_created_at };
+}
+
+function familyInfo(r: FamilyRow): Omit<RefreshTokenInfo, 'current' | 'issuedAt'> {
+  return { session: toSession(r), user: familyUser(r), clientId: r.client_id, familyCreatedAt: r.family_created_at };
+}
+
+/** A family lives while its session is inside its idle and absolute ends and its user is enabled. */
+function familyLive(r: FamilyRow, now: number): boolean {
+  return r.disabled === 0 && r.expires_at > now && r.last_seen_at + (r.idle_timeout ?? 0) > now;
+}
+
+function toKey(r: KeyRow): SigningKeyRecord {
+  return {
+    kid: r.kid,
+    alg: r.alg,
+    publicJwk: r.public_jwk,
+    createdAt: r.created_at,
+    activatesAt: r.activates_at,
+    deactivatesAt: r.deactivates_at,
+    retiredAt: r.retired_at,
+  };
+}

@@ -1,0 +1,201 @@
+/**
+ * The store contract. Every adapter (SQLite now; PostgreSQL and Redis later)
+ * implements it and passes test/store.contract.ts. Operations are named after
+ * what the domain needs and are atomic on their own; callers never compose a
+ * read and a write into a race. All times are Unix seconds.
+ */
+
+export interface User {
+  /** Public, stable, opaque: the `sub` of tokens. */
+  id: string;
+  /** Normalised (see accounts/email.ts). */
+  email: string;
+  roles: string[];
+  disabled: boolean;
+  createdAt: number;
+}
+
+export interface UserWithSecret extends User {
+  passwordHash: string;
+}
+
+export interface Session {
+  /** SHA-256 of the secret cookie value; the secret itself is never stored. */
+  idHash: Buffer;
+  userId: string;
+  createdAt: number;
+  lastSeenAt: number;
+  /** Absolute end; the idle end is lastSeenAt + the configured idle timeout. */
+  expiresAt: number;
+  /** Human label derived from the User-Agent, e.g. "Firefox on Linux". */
+  device: string;
+  ip: string;
+  /** Idle timeout of this session; absent: the configured browser-session one. Token clients' sessions carry their refresh family's. */
+  idleTimeoutSeconds?: number;
+}
+
+export interface SessionWithUser {
+  session: Session;
+  user: User;
+}
+
+export interface NewUser {
+  id: string;
+  email: string;
+  passwordHash: string;
+  roles?: string[];
+  createdAt: number;
+}
+
+export type SigningAlgorithm = 'EdDSA' | 'ES256' | 'RS256';
+
+/** A signing key's public half and schedule. Its state at a time follows from the timestamps (keys/service.ts). */
+export interface SigningKeyRecord {
+  kid: string;
+  alg: SigningAlgorithm;
+  /** The public JWK as JSON text, as JWKS publishes it. */
+  publicJwk: string;
+  createdAt: number;
+  /** Signs from this time; published from createdAt. */
+  activatesAt: number;
+  /** Stops signing at this time (a successor took over); null while no successor is scheduled. */
+  deactivatesAt: number | null;
+  /** Forced retirement: unpublished and refused at once. */
+  retiredAt: number | null;
+}
+
+export interface NewRefreshFamily {
+  /** The session the family keeps alive; created in the same transaction. */
+  session: Session & { idleTimeoutSeconds: number };
+  /** SHA-256 of the family key every token of the family starts with. */
+  keyHash: Buffer;
+  clientId: string;
+  /** Hash of the first refresh token. */
+  tokenHash: Buffer;
+}
+
+export interface RefreshRotation {
+  tokenHash: Buffer;
+  /** Hash of the family key the presented token starts with. */
+  familyKeyHash: Buffer;
+  successorHash: Buffer;
+  /** The successor's secret, sealed by the caller; kept on the old row for the grace window only. */
+  successorSealed: Buffer;
+  /** When set, a family of another client is treated as unknown. */
+  clientId: string | undefined;
+  now: number;
+  graceSeconds: number;
+  ip: string;
+}
+
+export type RotationOutcome =
+  /** The presented token was current: its successor is now. */
+  | { outcome: 'rotated'; session: Session; user: User; clientId: string }
+  /** Rotated moments ago (within grace): the same successor for this caller too, sealed with AAD `sealedBy`. */
+  | { outcome: 'shared'; session: Session; user: User; clientId: string; successorSealed: Buffer; sealedBy: Buffer }
+  /** An already-rotated token after the grace window: the family's session was deleted in the same transaction. */
+  | { outcome: 'reused'; session: Session; clientId: string }
+  /** The family is past its idle or absolute end, or its user is disabled. */
+  | { outcome: 'expired' }
+  | { outcome: 'unknown' };
+
+export interface RefreshTokenInfo {
+  session: Session;
+  user: User;
+  clientId: string;
+  familyCreatedAt: number;
+  /** The presented token is the family's current one (not rotated). */
+  current: boolean;
+  /** Issue time of the presented token, while its row exists. */
+  issuedAt: number | undefined;
+}
+
+export interface AuditEvent {
+  id: number;
+  at: number;
+  type: string;
+  userId: string | null;
+  /** Public session handle. */
+  session: string | null;
+  ip: string | null;
+  detail: Record<string, unknown>;
+}
+
+export type NewAuditEvent = Omit<AuditEvent, 'id'>;
+
+export interface Store {
+  /** Create or upgrade the schema. Idempotent. */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+
+  /** Throws LatchkeyError('email_taken') if the email exists. */
+  createUser(user: NewUser): Promise<User>;
+  getUserByEmail(email: string): Promise<UserWithSecret | undefined>;
+  getUserById(id: string): Promise<UserWithSecret | undefined>;
+  /**
+   * Replace the password hash and, in the same transaction, end every session
+   * of the user except `keepSession`. Returns the ended sessions.
+   */
+  changePassword(userId: string, passwordHash: string, keepSession?: Buffer): Promise<Session[]>;
+  /** Disable (ending every session in the same transaction) or re-enable. Returns the ended sessions. */
+  setUserDisabled(userId: string, disabled: boolean): Promise<Session[]>;
+  /** Replace the user's roles. Returns false if there is no such user. */
+  setUserRoles(userId: string, roles: string[]): Promise<boolean>;
+
+  createSession(session: Session): Promise<void>;
+  /** The session and its user, or undefined. Expiry is the caller's call. */
+  getSession(idHash: Buffer): Promise<SessionWithUser | undefined>;
+  /** Record activity (throttled by the caller). */
+  touchSession(idHash: Buffer, lastSeenAt: number, ip: string): Promise<void>;
+  /** All of a user's sessions, newest first. */
+  listSessions(userId: string): Promise<Session[]>;
+  /** A session by its public handle (a prefix of its hash), optionally only if owned by userId. */
+  findSessionByHandle(handle: Buffer, userId?: string): Promise<Session | undefined>;
+  /** End one session. Returns it if it existed. */
+  deleteSession(idHash: Buffer): Promise<Session | undefined>;
+  /** End every session of a user except `except`. Returns the ended sessions. */
+  deleteUserSessions(userId: string, except?: Buffer): Promise<Session[]>;
+  /** Remove sessions past their absolute end or idle end (their own idle timeout when set). Returns how many. */
+  deleteExpiredSessions(now: number, idleTimeoutSeconds: number): Promise<number>;
+  /**
+   * Optional, synchronous and cheap: a number that changes whenever another
+   * process or connection has committed a write. Lets in-process caches stay
+   * warm until someone else writes; without it they expire after a second.
+   */
+  externalWriteCounter?(): number;
+
+  /** Create a session and its refresh family with the first token, in one transaction. */
+  createRefreshFamily(family: NewRefreshFamily): Promise<void>;
+  /**
+   * The refresh grant as one atomic compare-and-swap: rotate the current token,
+   * share the successor inside the grace window, or, for a replayed old token,
+   * delete the family's session (and so the family) in the same transaction.
+   * A rotation also records activity on the session.
+   */
+  rotateRefreshToken(rotation: RefreshRotation): Promise<RotationOutcome>;
+  /** The family (and session) a token belongs to, or undefined. Expiry is the caller's call. */
+  findRefreshToken(tokenHash: Buffer, familyKeyHash: Buffer): Promise<RefreshTokenInfo | undefined>;
+  /**
+   * End the session of a refresh family (and so the family), found by its key hash or
+   * its session, if the family belongs to `clientId`. Returns the ended session.
+   */
+  revokeRefreshFamily(family: { familyKeyHash: Buffer } | { sessionHash: Buffer }, clientId: string): Promise<Session | undefined>;
+  /** Forget tokens rotated before `before`, and their sealed successors. Returns how many. */
+  pruneRefreshTokens(before: number): Promise<number>;
+
+  listSigningKeys(): Promise<SigningKeyRecord[]>;
+  /**
+   * Add a key; every other unretired key still signing at `key.activatesAt` stops then.
+   * With `unlessScheduledAfter`, add nothing and return false when an unretired key
+   * activates after that time (two processes scheduling one rotation add one key).
+   */
+  addSigningKey(key: SigningKeyRecord, opts?: { unlessScheduledAfter?: number }): Promise<boolean>;
+  /** Move an unretired key's start to `at`; every other key signing then stops. False if no such key. */
+  promoteSigningKey(kid: string, at: number): Promise<boolean>;
+  /** Retire a key at once. The record as it was before, or undefined if there is no such key. */
+  retireSigningKey(kid: string, at: number): Promise<SigningKeyRecord | undefined>;
+
+  appendAuditEvent(event: NewAuditEvent): Promise<void>;
+  /** Newest first. */
+  listAuditEvents(query: { userId?: string; type?: string; limit: number }): Promise<AuditEvent[]>;
+}

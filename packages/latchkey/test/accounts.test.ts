@@ -1,0 +1,165 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { PasswordHasher, checkPasswordPolicy } from '../src/accounts/passwords.js';
+import { normaliseEmail } from '../src/accounts/email.js';
+import { ADMIN_KEY, Client, json, startServer, type TestServer } from './helpers.js';
+
+let srv: TestServer;
+before(async () => {
+  srv = await startServer({ rateLimit: { loginPerAccount: 5, loginPerIp: 1000, windowSeconds: 60 } });
+});
+after(() => srv.close());
+
+const ADMIN: Record<string, string> = { authorization: `Bearer ${ADMIN_KEY}` };
+
+describe('sign-up and login', () => {
+  it('normalises emails so case and spacing do not make a second account', async () => {
+    const c = new Client(srv.url);
+    assert.equal((await c.signup('  Grace.Hopper@EXAMPLE.com ')).status, 201);
+    assert.equal((await new Client(srv.url).login('grace.hopper@example.com')).status, 200);
+    assert.equal((await new Client(srv.url).signup('grace.hopper@example.COM')).status, 409);
+    assert.equal(normaliseEmail('user@bücher.example'), 'user@xn--bcher-kva.example');
+  });
+
+  it('answers unknown email and wrong password identically', async () => {
+    const c = new Client(srv.url);
+    await c.signup('known@example.com');
+    const unknown = await new Client(srv.url).login('unknown@example.com', 'correct horse battery staple');
+    const wrong = await new Client(srv.url).login('known@example.com', 'wrong horse battery staple');
+    assert.equal(unknown.status, 401);
+    assert.equal(wrong.status, unknown.status);
+    assert.deepEqual(await unknown.json(), await wrong.json());
+    assert.equal(unknown.headers.get('content-type'), wrong.headers.get('content-type'));
+    assert.deepEqual(unknown.headers.getSetCookie(), wrong.headers.getSetCookie());
+  });
+
+  it('spends a full argon2id verify on unknown emails too (no timing oracle)', async () => {
+    // default OWASP parameters: a verify costs milliseconds, a missing one costs nothing
+    const hasher = new PasswordHasher({ memoryKiB: 19456, iterations: 2, parallelism: 1 });
+    const real = await hasher.hash('correct horse battery staple');
+    const time = async (h: string | undefined) => {
+      const t = performance.now();
+      await hasher.verify(h, 'wrong password here');
+      return performance.now() - t;
+    };
+    await time(real);
+    await time(undefined);
+    const known: number[] = [];
+    const unknown: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      known.push(await time(real));
+      unknown.push(await time(undefined));
+    }
+    const median = (xs: number[]) => xs.sort((a, b) => a - b)[2]!;
+    assert.ok(median(unknown) > 0.5 * median(known), `unknown ${median(unknown)} ms vs known ${median(known)} ms`);
+  });
+
+  it('stores argon2id hashes with the configured parameters', async () => {
+    const c = new Client(srv.url);
+    await c.signup('hash@example.com');
+    const u = await srv.lk.store.getUserByEmail('hash@example.com');
+    assert.match(u!.passwordHash, /^\$argon2id\$v=19\$m=8192,t=1,p=1\$/);
+    const def = new PasswordHasher({ memoryKiB: 19456, iterations: 2, parallelism: 1 });
+    assert.match(await def.hash('x'), /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
+  });
+
+  it('applies the password policy: length, common passwords, no email; no composition rules', async () => {
+    const policy = { minLength: 8, maxLength: 64 };
+    await assert.rejects(checkPasswordPolicy('short', policy), { code: 'weak_password' });
+    await assert.rejects(checkPasswordPolicy('x'.repeat(65), policy), { code: 'weak_password' });
+    await assert.rejects(checkPasswordPolicy('password1', policy), /too common/);
+    await assert.rejects(checkPasswordPolicy('Iloveyou', policy), /too common/);
+    await assert.rejects(checkPasswordPolicy('aaaaaaaaaaaa', policy), { code: 'weak_password' });
+    await assert.rejects(checkPasswordPolicy('marie.curie99', policy, 'marie.curie@example.com'), /email/);
+    // all lower-case, no digits or symbols: fine by NIST
+    await checkPasswordPolicy('purple elephants dance', policy);
+    // length counts characters, not bytes
+    await checkPasswordPolicy('🔑🔑🔒🔑🔒🔑🔒🔑', policy);
+    const res = await new Client(srv.url).signup('weak@example.com', '12345678');
+    assert.equal(res.status, 400);
+    assert.equal((await json(res)).code, 'weak_password');
+    assert.equal(await srv.lk.store.getUserByEmail('weak@example.com'), undefined);
+  });
+
+  it('throttles repeated failures for one account with 429 and Retry-After, even for the right password', async () => {
+    await new Client(srv.url).signup('target@example.com');
+    for (let i = 0; i < 5; i++) assert.equal((await new Client(srv.url).login('target@example.com', 'guess number ' + i)).status, 401);
+    const blocked = await new Client(srv.url).login('target@example.com');
+    assert.equal(blocked.status, 429);
+    assert.ok(Number(blocked.headers.get('retry-after')) > 0);
+    assert.equal((await json(blocked)).code, 'rate_limited');
+    // an unknown account is throttled the same way (no enumeration through the limiter)
+    for (let i = 0; i < 5; i++) await new Client(srv.url).login('ghost@example.com', 'guess ' + i);
+    assert.equal((await new Client(srv.url).login('ghost@example.com')).status, 429);
+  });
+});
+
+describe('admin API', () => {
+  it('needs the admin key, compared in constant time', async () => {
+    const c = new Client(srv.url);
+    assert.equal((await c.get('/v1/admin/users?email=a@example.com')).status, 401);
+    assert.equal((await c.get('/v1/admin/users?email=a@example.com', { authorization: `Bearer ${ADMIN_KEY}x` })).status, 401);
+    assert.equal((await c.get('/v1/admin/users?email=a@example.com', { authorization: `Bearer ${ADMIN_KEY.slice(0, -1)}` })).status, 401);
+    assert.equal((await c.get('/v1/admin/users?email=a@example.com', { authorization: 'Bearer ' })).status, 401);
+  });
+
+  it('is off when no admin key is configured', async () => {
+    const s2 = await startServer({ adminKey: undefined });
+    try {
+      assert.equal((await new Client(s2.url).get('/v1/admin/users?email=a@example.com', { authorization: `Bearer ${ADMIN_KEY}` })).status, 404);
+    } finally {
+      await s2.close();
+    }
+  });
+
+  it('lists and revokes any user’s sessions', async () => {
+    const user = new Client(srv.url);
+    await user.signup('managed@example.com');
+    const other = new Client(srv.url);
+    await other.login('managed@example.com');
+    const op = new Client(srv.url);
+    const found = await json<{ user: { id: string } }>(await op.get('/v1/admin/users?email=Managed@example.com', ADMIN));
+    const list = await json<{ sessions: { handle: string }[] }>(await op.get(`/v1/admin/users/${found.user.id}/sessions`, ADMIN));
+    assert.equal(list.sessions.length, 2);
+    assert.equal((await op.delete(`/v1/admin/sessions/${list.sessions[0]!.handle}`, ADMIN)).status, 204);
+    const statuses = [(await user.get('/v1/session')).status, (await other.get('/v1/session')).status].sort();
+    assert.deepEqual(statuses, [200, 401]);
+    const all = await json<{ revoked: number }>(await op.delete(`/v1/admin/users/${found.user.id}/sessions`, ADMIN));
+    assert.equal(all.revoked, 1);
+    assert.equal((await user.get('/v1/session')).status, 401);
+    assert.equal((await other.get('/v1/session')).status, 401);
+    assert.equal((await op.get('/v1/admin/users/u_nobody/sessions', ADMIN)).status, 404);
+  });
+
+  it('disabling a user ends everything at once and locks them out', async () => {
+    const user = new Client(srv.url);
+    await user.signup('disabled@example.com');
+    const id = (await json<{ user: { id: string } }>(await user.get('/v1/session'))).user.id;
+    const op = new Client(srv.url);
+    const res = await json<{ revoked: number; user: { disabled: boolean } }>(
+      await op.post(`/v1/admin/users/${id}/disable`, undefined, ADMIN),
+    );
+    assert.equal(res.revoked, 1);
+    assert.equal(res.user.disabled, true);
+    assert.equal((await user.get('/v1/session')).status, 401);
+    const again = await new Client(srv.url).login('disabled@example.com');
+    assert.equal(again.status, 403);
+    assert.equal((await json(again)).code, 'user_disabled');
+    // a wrong password for a disabled account still says only "incorrect"
+    assert.equal((await new Client(srv.url).login('disabled@example.com', 'not the password')).status, 401);
+    await op.post(`/v1/admin/users/${id}/enable`, undefined, ADMIN);
+    assert.equal((await new Client(srv.url).login('disabled@example.com')).status, 200);
+  });
+
+  it('sets roles and validates them', async () => {
+    const user = new Client(srv.url);
+    await user.signup('roles@example.com');
+    const id = (await json<{ user: { id: string } }>(await user.get('/v1/session'))).user.id;
+    const op = new Client(srv.url);
+    const put = (body: unknown) => op.request('PUT', `/v1/admin/users/${id}/roles`, body, ADMIN);
+    assert.equal((await put({ roles: ['billing', 'ops'] })).status, 200);
+    assert.deepEqual((await json<{ user: { roles: string[] } }>(await user.get('/v1/session'))).user.roles, ['billing', 'ops']);
+    assert.equal((await put({ roles: ['has space'] })).status, 400);
+    assert.equal((await put({ roles: 'admin' })).status, 400);
+  });
+});

@@ -1,0 +1,207 @@
+/**
+ * The store contract: every adapter runs this suite against a real server
+ * (SQLite file now; PostgreSQL and Redis when they arrive).
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { describe, it, beforeEach, afterEach } from 'node:test';
+import type { Session, Store } from '../src/store/store.js';
+
+let n = 0;
+const uid = () => `u_test${++n}_${randomBytes(4).toString('hex')}`;
+const email = () => `user${++n}.${randomBytes(3).toString('hex')}@example.com`;
+
+function session(userId: string, over: Partial<Session> = {}): Session {
+  return {
+    idHash: randomBytes(32),
+    userId,
+    createdAt: 1000,
+    lastSeenAt: 1000,
+    expiresAt: 100000,
+    device: 'Firefox on Linux',
+    ip: '192.0.2.1',
+    ...over,
+  };
+}
+
+export function storeContract(name: string, make: () => Promise<Store>) {
+  describe(`store contract: ${name}`, () => {
+    let store: Store;
+    beforeEach(async () => {
+      store = await make();
+      await store.migrate();
+    });
+    afterEach(async () => store.close());
+
+    it('migrate is idempotent', async () => {
+      await store.migrate();
+      await store.migrate();
+    });
+
+    it('creates a user and finds it by email and id', async () => {
+      const id = uid();
+      const e = email();
+      const u = await store.createUser({ id, email: e, passwordHash: 'h1', createdAt: 5 });
+      assert.deepEqual(u, { id, email: e, roles: [], disabled: false, createdAt: 5 });
+      assert.equal((await store.getUserByEmail(e))?.passwordHash, 'h1');
+      assert.equal((await store.getUserById(id))?.email, e);
+      assert.equal(await store.getUserByEmail('missing@example.com'), undefined);
+      assert.equal(await store.getUserById('u_missing'), undefined);
+    });
+
+    it('refuses a second user with the same email, changing nothing', async () => {
+      const e = email();
+      await store.createUser({ id: uid(), email: e, passwordHash: 'h1', createdAt: 5 });
+      await assert.rejects(store.createUser({ id: uid(), email: e, passwordHash: 'h2', createdAt: 6 }), { code: 'email_taken' });
+      assert.equal((await store.getUserByEmail(e))?.passwordHash, 'h1');
+    });
+
+    it('stores a session and returns it with its user', async () => {
+      const id = uid();
+      await store.createUser({ id, email: email(), passwordHash: 'h', roles: ['admin'], createdAt: 1 });
+      const s = session(id);
+      await store.createSession(s);
+      const got = await store.getSession(s.idHash);
+      assert.ok(got);
+      assert.deepEqual(got.session, s);
+      assert.equal(got.user.id, id);
+      assert.deepEqual(got.user.roles, ['admin']);
+      assert.equal(await store.getSession(randomBytes(32)), undefined);
+    });
+
+    it('refuses a session for a user that does not exist', async () => {
+      await assert.rejects(store.createSession(session('u_nobody')), { code: 'user_not_found' });
+    });
+
+    it('touch updates last-seen and ip only', async () => {
+      const id = uid();
+      await store.createUser({ id, email: email(), passwordHash: 'h', createdAt: 1 });
+      const s = session(id);
+      await store.createSession(s);
+      await store.touchSession(s.idHash, 2000, '198.51.100.7');
+      const got = (await store.getSession(s.idHash))!.session;
+      assert.equal(got.lastSeenAt, 2000);
+      assert.equal(got.ip, '198.51.100.7');
+      assert.equal(got.expiresAt, s.expiresAt);
+      assert.equal(got.createdAt, s.createdAt);
+    });
+
+    it('lists a user’s sessions newest first, and only theirs', async () => {
+      const a = uid();
+      const b = uid();
+      await store.createUser({ id: a, email: email(), passwordHash: 'h', createdAt: 1 });
+      await store.createUser({ id: b, email: email(), passwordHash: 'h', createdAt: 1 });
+      const s1 = session(a, { createdAt: 10 });
+      const s2 = session(a, { createdAt: 20, device: 'Safari on iPhone' });
+      await store.createSession(s1);
+      await store.createSession(s2);
+      await store.createSession(session(b));
+      const list = await store.listSessions(a);
+      assert.deepEqual(
+        list.map((s) => s.idHash.toString('hex')),
+        [s2.idHash, s1.idHash].map((h) => h.toString('hex')),
+      );
+      assert.equal(list[0]!.device, 'Safari on iPhone');
+    });
+
+    it('finds a session by handle prefix, honouring the owner', async () => {
+      const a = uid();
+      const b = uid();
+      await store.createUser({ id: a, email: email(), passwordHash: 'h', createdAt: 1 });
+      await store.createUser({ id: b, email: email(), passwordHash: 'h', createdAt: 1 });
+      const s = session(a);
+      await store.createSession(s);
+      const prefix = s.idHash.subarray(0, 12);
+      assert.deepEqual((await store.findSessionByHandle(prefix))?.idHash, s.idHash);
+      assert.deepEqual((await store.findSessionByHandle(prefix, a))?.idHash, s.idHash);
+      assert.equal(await store.findSessionByHandle(prefix, b), undefined);
+      assert.equal(await store.findSessionByHandle(randomBytes(12)), undefined);
+    });
+
+    it('finds handles at the edges of the key space', async () => {
+      const a = uid();
+      await store.createUser({ id: a, email: email(), passwordHash: 'h', createdAt: 1 });
+      const high = session(a, { idHash: Buffer.concat([Buffer.alloc(12, 0xff), randomBytes(20)]) });
+      const low = session(a, { idHash: Buffer.concat([Buffer.alloc(12, 0x00), randomBytes(20)]) });
+      await store.createSession(high);
+      await store.createSession(low);
+      assert.deepEqual((await store.findSessionByHandle(Buffer.alloc(12, 0xff)))?.idHash, high.idHash);
+      assert.deepEqual((await store.findSessionByHandle(Buffer.alloc(12, 0x00)))?.idHash, low.idHash);
+    });
+
+    it('deletes one session and reports it', async () => {
+      const a = uid();
+      await store.createUser({ id: a, email: email(), passwordHash: 'h', createdAt: 1 });
+      const s = session(a);
+      await store.createSession(s);
+      assert.deepEqual((await store.deleteSession(s.idHash))?.idHash, s.idHash);
+      assert.equal(await store.getSession(s.idHash), undefined);
+      assert.equal(await store.deleteSession(s.idHash), undefined);
+    });
+
+    it('deletes all of a user’s sessions but one', async () => {
+      const a = uid();
+      const b = uid();
+      await store.createUser({ id: a, email: email(), passwordHash: 'h', createdAt: 1 });
+      await store.createUser({ id: b, email: email(), passwordHash: 'h', createdAt: 1 });
+      const keep = session(a);
+      const other = session(a);
+      const foreign = session(b);
+      for (const s of [keep, other, foreign]) await store.createSession(s);
+      const ended = await store.deleteUserSessions(a, keep.idHash);
+      assert.deepEqual(ended.map((s) => s.idHash), [other.idHash]);
+      assert.ok(await store.getSession(keep.idHash));
+      assert.ok(await store.getSession(foreign.idHash));
+      assert.equal((await store.deleteUserSessions(a)).length, 1);
+      assert.equal((await store.listSessions(a)).length, 0);
+    });
+
+    it('changes the password and ends other sessions in one step', async () => {
+      const a = uid();
+      const e = email();
+      await store.createUser({ id: a, email: e, passwordHash: 'old', createdAt: 1 });
+      const keep = session(a);
+      const other = session(a);
+      await store.createSession(keep);
+      await store.createSession(other);
+      const ended = await store.changePassword(a, 'new', keep.idHash);
+      assert.equal(ended.length, 1);
+      assert.equal((await store.getUserByEmail(e))?.passwordHash, 'new');
+      assert.ok(await store.getSession(keep.idHash));
+      assert.equal(await store.getSession(other.idHash), undefined);
+      await assert.rejects(store.changePassword('u_nobody', 'x'), { code: 'user_not_found' });
+    });
+
+    it('disabling a user ends every session; enabling does not revive them', async () => {
+      const a = uid();
+      await store.createUser({ id: a, email: email(), passwordHash: 'h', createdAt: 1 });
+      const s = session(a);
+      await store.createSession(s);
+      assert.equal((await store.setUserDisabled(a, true)).length, 1);
+      assert.equal((await store.getUserById(a))?.disabled, true);
+      assert.equal(await store.getSession(s.idHash), undefined);
+      assert.deepEqual(await store.setUserDisabled(a, false), []);
+      assert.equal((await store.getUserById(a))?.disabled, false);
+      await assert.rejects(store.setUserDisabled('u_nobody', true), { code: 'user_not_found' });
+    });
+
+    it('replaces roles', async () => {
+      const a = uid();
+      await store.createUser({ id: a, email: email(), passwordHash: 'h', createdAt: 1 });
+      assert.equal(await store.setUserRoles(a, ['ops', 'billing']), true);
+      assert.deepEqual((await store.getUserById(a))?.roles, ['ops', 'billing']);
+      assert.equal(await store.setUserRoles('u_nobody', ['x']), false);
+    });
+
+    it('sweeps sessions past their absolute or idle end, and only those', async () => {
+      const a = uid();
+      await store.createUser({ id: a, email: email(), passwordHash: 'h', createdAt: 1 });
+      const live = session(a, { lastSeenAt: 950, expiresAt: 2000 });
+      const absolute = session(a, { lastSeenAt: 990, expiresAt: 1000 });
+      const idle = session(a, { lastSeenAt: 800, expiresAt: 2000 });
+      for (const s of [live, absolute, idle]) await store.createSession(s);
+      assert.equal(await store.deleteExpiredSessions(1000, 100), 2);
+      assert.deepEqual((await store.listSessions(a)).map((s) => s.idHash), [live.idHash]);
+    });
+  });
+}

@@ -1,0 +1,198 @@
+/**
+ * The token half of the store contract (refresh families, signing keys, audit
+ * events): every adapter runs it, like store.contract.ts.
+ */
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import type { RefreshRotation, Session, SigningKeyRecord, Store } from '../src/store/store.js';
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest();
+let n = 0;
+
+export function tokenStoreContract(name: string, make: () => Promise<Store>) {
+  describe(`store contract (tokens): ${name}`, () => {
+    let store: Store;
+    beforeEach(async () => {
+      store = await make();
+      await store.migrate();
+    });
+    afterEach(async () => store.close());
+
+    async function family(over: Partial<Session> = {}, clientId = 'latchkey') {
+      const userId = `u_tok${++n}_${randomBytes(4).toString('hex')}`;
+      await store.createUser({ id: userId, email: `${userId}@example.com`, passwordHash: 'h', createdAt: 1 });
+      const session = {
+        idHash: randomBytes(32),
+        userId,
+        createdAt: 1000,
+        lastSeenAt: 1000,
+        expiresAt: 10_000,
+        device: 'Safari on iPhone',
+        ip: '192.0.2.1',
+        idleTimeoutSeconds: 500,
+        ...over,
+      };
+      const key = randomBytes(16);
+      const token = randomBytes(32);
+      await store.createRefreshFamily({ session, keyHash: sha(key), clientId, tokenHash: sha(token) });
+      return { userId, session, keyHash: sha(key), tokenHash: sha(token) };
+    }
+
+    const rotation = (f: { keyHash: Buffer }, tokenHash: Buffer, over: Partial<RefreshRotation> = {}): RefreshRotation & { successorHash: Buffer } => ({
+      tokenHash,
+      familyKeyHash: f.keyHash,
+      successorHash: randomBytes(32),
+      successorSealed: randomBytes(76),
+      clientId: 'latchkey',
+      now: 1100,
+      graceSeconds: 5,
+      ip: '198.51.100.9',
+      ...over,
+    });
+
+    it('a family creates its session, with the family’s idle timeout, in the user’s list', async () => {
+      const f = await family();
+      const [s] = await store.listSessions(f.userId);
+      assert.deepEqual(s, f.session);
+    });
+
+    it('rotates the current token once: compare-and-swap, then shares the successor inside the grace window', async () => {
+      const f = await family();
+      const r1 = rotation(f, f.tokenHash);
+      const first = await store.rotateRefreshToken(r1);
+      assert.equal(first.outcome, 'rotated');
+      assert.equal(first.outcome === 'rotated' && first.session.lastSeenAt, 1100);
+      const second = await store.rotateRefreshToken(rotation(f, f.tokenHash, { now: 1104 }));
+      assert.equal(second.outcome, 'shared');
+      if (second.outcome === 'shared') {
+        assert.deepEqual(second.successorSealed, r1.successorSealed);
+        assert.deepEqual(second.sealedBy, f.tokenHash);
+      }
+      // the successor is current now
+      assert.equal((await store.findRefreshToken(r1.successorHash, f.keyHash))?.current, true);
+      assert.equal((await store.findRefreshToken(f.tokenHash, f.keyHash))?.current, false);
+    });
+
+    it('a replay after the grace window deletes the session and the family in the same step', async () => {
+      const f = await family();
+      const r1 = rotation(f, f.tokenHash);
+      await store.rotateRefreshToken(r1);
+      const replay = await store.rotateRefreshToken(rotation(f, f.tokenHash, { now: 1105 }));
+      assert.equal(replay.outcome, 'reused');
+      assert.equal(await store.getSession(f.session.idHash), undefined);
+      assert.equal(await store.findRefreshToken(r1.successorHash, f.keyHash), undefined);
+      assert.equal((await store.rotateRefreshToken(rotation(f, r1.successorHash, { now: 1106 }))).outcome, 'unknown');
+    });
+
+    it('a token whose row was pruned is still recognised by its family key as reuse', async () => {
+      const f = await family();
+      await store.rotateRefreshToken(rotation(f, f.tokenHash));
+      assert.equal(await store.pruneRefreshTokens(1101), 1);
+      assert.equal((await store.rotateRefreshToken(rotation(f, f.tokenHash, { now: 1102 }))).outcome, 'reused');
+    });
+
+    it('another client’s family is unknown to it, and untouched', async () => {
+      const f = await family();
+      assert.equal((await store.rotateRefreshToken(rotation(f, f.tokenHash, { clientId: 'other' }))).outcome, 'unknown');
+      assert.equal((await store.findRefreshToken(f.tokenHash, f.keyHash))?.current, true);
+      assert.equal(await store.revokeRefreshFamily({ familyKeyHash: f.keyHash }, 'other'), undefined);
+    });
+
+    it('refuses to rotate past the idle or absolute end (expired, not reuse)', async () => {
+      const idle = await family();
+      assert.equal((await store.rotateRefreshToken(rotation(idle, idle.tokenHash, { now: 1500 }))).outcome, 'expired');
+      assert.ok(await store.getSession(idle.session.idHash));
+      const absolute = await family({ expiresAt: 1050 });
+      assert.equal((await store.rotateRefreshToken(rotation(absolute, absolute.tokenHash, { now: 1060 }))).outcome, 'expired');
+    });
+
+    it('ending the session by any path deletes the family', async () => {
+      const a = await family();
+      await store.deleteSession(a.session.idHash);
+      assert.equal(await store.findRefreshToken(a.tokenHash, a.keyHash), undefined);
+      const b = await family();
+      await store.setUserDisabled(b.userId, true);
+      assert.equal(await store.findRefreshToken(b.tokenHash, b.keyHash), undefined);
+      const c = await family();
+      await store.changePassword(c.userId, 'new');
+      assert.equal((await store.rotateRefreshToken(rotation(c, c.tokenHash))).outcome, 'unknown');
+    });
+
+    it('revokes a family by key or by session, returning the ended session', async () => {
+      const a = await family();
+      assert.deepEqual((await store.revokeRefreshFamily({ familyKeyHash: a.keyHash }, 'latchkey'))?.idHash, a.session.idHash);
+      assert.equal(await store.getSession(a.session.idHash), undefined);
+      const b = await family();
+      assert.deepEqual((await store.revokeRefreshFamily({ sessionHash: b.session.idHash }, 'latchkey'))?.idHash, b.session.idHash);
+      assert.equal(await store.revokeRefreshFamily({ sessionHash: b.session.idHash }, 'latchkey'), undefined);
+    });
+
+    it('a session without a family is not revoked as one', async () => {
+      const userId = `u_plain${++n}`;
+      await store.createUser({ id: userId, email: `${userId}@example.com`, passwordHash: 'h', createdAt: 1 });
+      const s = { idHash: randomBytes(32), userId, createdAt: 1, lastSeenAt: 1, expiresAt: 9999, device: 'x', ip: '192.0.2.1' };
+      await store.createSession(s);
+      assert.equal(await store.revokeRefreshFamily({ sessionHash: s.idHash }, 'latchkey'), undefined);
+      assert.ok(await store.getSession(s.idHash));
+    });
+
+    it('the session sweep honours a session’s own idle timeout', async () => {
+      const f = await family({ lastSeenAt: 1000, idleTimeoutSeconds: 500 });
+      // the browser idle timeout (100) has passed, the family's (500) has not
+      await store.deleteExpiredSessions(1200, 100);
+      assert.ok(await store.getSession(f.session.idHash));
+      await store.deleteExpiredSessions(1500, 100);
+      assert.equal(await store.getSession(f.session.idHash), undefined);
+    });
+
+    const key = (kid: string, activatesAt: number): SigningKeyRecord => ({
+      kid,
+      alg: 'EdDSA',
+      publicJwk: `{"kid":"${kid}"}`,
+      createdAt: activatesAt - 10,
+      activatesAt,
+      deactivatesAt: null,
+      retiredAt: null,
+    });
+
+    it('signing keys: a new key ends the previous one’s signing period at its start', async () => {
+      assert.equal(await store.addSigningKey(key('k1', 100)), true);
+      assert.equal(await store.addSigningKey(key('k2', 200)), true);
+      const [k1, k2] = await store.listSigningKeys();
+      assert.equal(k1!.deactivatesAt, 200);
+      assert.equal(k2!.deactivatesAt, null);
+    });
+
+    it('signing keys: unlessScheduledAfter adds nothing when a later key is scheduled', async () => {
+      await store.addSigningKey(key('k1', 100));
+      await store.addSigningKey(key('k2', 300));
+      assert.equal(await store.addSigningKey(key('k3', 400), { unlessScheduledAfter: 150 }), false);
+      assert.deepEqual((await store.listSigningKeys()).map((k) => k.kid), ['k1', 'k2']);
+    });
+
+    it('signing keys: promote brings a pending key forward; retire marks one retired', async () => {
+      await store.addSigningKey(key('k1', 100));
+      await store.addSigningKey(key('k2', 300));
+      assert.equal(await store.promoteSigningKey('k2', 150), true);
+      const [k1, k2] = await store.listSigningKeys();
+      assert.equal(k1!.deactivatesAt, 150);
+      assert.equal(k2!.activatesAt, 150);
+      assert.equal((await store.retireSigningKey('k1', 160))?.retiredAt, null, 'returns the record as it was');
+      assert.equal((await store.listSigningKeys())[0]!.retiredAt, 160);
+      assert.equal(await store.retireSigningKey('nope', 160), undefined);
+      assert.equal(await store.promoteSigningKey('k1', 170), false, 'a retired key cannot be promoted');
+    });
+
+    it('audit events: appended and listed newest first, filtered by user and type', async () => {
+      await store.appendAuditEvent({ at: 1, type: 'a', userId: 'u1', session: 'h1', ip: '192.0.2.1', detail: { x: 1 } });
+      await store.appendAuditEvent({ at: 2, type: 'b', userId: 'u1', session: null, ip: null, detail: {} });
+      await store.appendAuditEvent({ at: 3, type: 'a', userId: 'u2', session: null, ip: null, detail: {} });
+      assert.deepEqual((await store.listAuditEvents({ limit: 10 })).map((e) => e.at), [3, 2, 1]);
+      const mine = await store.listAuditEvents({ userId: 'u1', type: 'a', limit: 10 });
+      assert.equal(mine.length, 1);
+      assert.deepEqual(mine[0]!.detail, { x: 1 });
+      assert.equal(mine[0]!.session, 'h1');
+    });
+  });
+}

@@ -1,0 +1,210 @@
+/**
+ * createVerifier: the whole verification of an access token, in this order:
+ *
+ *   size cap → verified-token cache (exp, key, revocation re-checked) →
+ *   shape and canonical base64url → header (members, alg, typ, kid) →
+ *   key by kid (alg fixed by the key) → signature → claims → revocation →
+ *   cache.
+ *
+ * On Node the path is synchronous once the keys are loaded; `verify` wraps it
+ * in a promise so every runtime sees one API.
+ */
+import { loadBackend, type Backend, type BackendChoice } from './crypto/backend.js';
+import { TokenCache } from './cache.js';
+import { VerifyError } from './errors.js';
+import { parseHeader, split, type Segments } from './jws/compact.js';
+import { checkClaims, type ClaimRules } from './jwt/claims.js';
+import type { VerifyKey } from './keys/jwk.js';
+import { KeyStore, remoteLoader, staticLoader } from './keys/store.js';
+import { settings, type Settings, type VerifierOptions } from './options.js';
+import type { RevocationSource } from './revocation.js';
+import type { AccessTokenClaims, TokenHeader } from './types.js';
+
+export interface Verifier {
+  /**
+   * Resolve to the token's claims, or reject with a VerifyError.
+   * @example const claims = await verifier.verify(token); // claims.sub, claims.sid, claims.scope
+   */
+  verify(token: string): Promise<AccessTokenClaims>;
+  /** The issuer this verifier accepts. */
+  readonly issuer: string;
+}
+
+/** Header segments are shared by every token of a key: parse each once (bounded; only valid ones). */
+const HEADER_CACHE_SIZE = 64;
+
+class TokenVerifier implements Verifier {
+  readonly issuer: string;
+  private readonly s: Settings;
+  private readonly rules: ClaimRules;
+  private readonly keys: KeyStore;
+  private readonly cache: TokenCache | undefined;
+  private readonly revocation: RevocationSource | undefined;
+  private readonly headers = new Map<string, TokenHeader>();
+  private readonly backendP: Promise<Backend>;
+  private backend: Backend | undefined;
+
+  constructor(options: VerifierOptions, choice: BackendChoice) {
+    const s = settings(options);
+    this.s = s;
+    this.issuer = s.issuer;
+    this.rules = { issuer: s.issuer, audiences: s.audiences, clockTolerance: s.clockTolerance, maxLifetimeSeconds: s.maxLifetimeSeconds };
+    this.backendP = loadBackend(choice).then((b) => (this.backend = b));
+    // keep an unobserved rejection (no Web Crypto on this runtime) from crashing the process: verify reports it
+    this.backendP.catch(() => undefined);
+    const loader =
+      s.source.kind === 'static'
+        ? staticLoader(s.source.jwks)
+        : remoteLoader({
+            issuer: s.issuer,
+            jwksUri: s.source.jwksUri,
+            fetch: s.fetch,
+            timeoutMs: s.timeoutMs,
+            defaultAgeMs: s.defaultAgeMs,
+            minAgeMs: s.cooldownMs,
+            maxAgeMs: s.maxAgeMs,
+          });
+    this.keys = new KeyStore(loader, {
+      backend: () => this.backendP,
+      accepted: s.accepted,
+      cooldownMs: s.cooldownMs,
+      maxStaleMs: s.maxStaleMs,
+    });
+    this.cache = s.cacheEntries > 0 ? new TokenCache(s.cacheEntries) : undefined;
+    this.revocation = s.revocation;
+  }
+
+  verify(token: string): Promise<AccessTokenClaims> {
+    try {
+      const r = this.check(token);
+      return r instanceof Promise ? r : Promise.resolve(r);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** The claims, or a promise of them when keys or the Web Crypto result must be awaited. Throws VerifyError. */
+  private check(token: string): AccessTokenClaims | Promise<AccessTokenClaims> {
+    if (typeof token !== 'string') throw new VerifyError('malformed', 'not a string');
+    // before any parsing: a huge token costs nothing but this comparison
+    if (token.length > this.s.maxTokenBytes) throw new VerifyError('too_large');
+    const now = Date.now();
+    const cache = this.cache;
+    if (cache !== undefined) {
+      const e = cache.get(token);
+      if (e !== undefined) {
+        if (now >= e.expiresAtMs) {
+          cache.delete(token);
+          throw new VerifyError('expired');
+        }
+        const keys = this.keys;
+        if (!e.key.removed && now <= keys.usableUntil) {
+          if (now > keys.freshUntil) keys.revalidate(now);
+          if (this.revocation !== undefined) this.checkRevocation(e.claims, e.header);
+          return e.claims;
+        }
+        // its key left the JWKS, or the keys are too stale: verify afresh (and refuse, or fail closed)
+        cache.delete(token);
+      }
+    }
+    const backend = this.backend;
+    if (backend === undefined) return this.backendP.then((b) => this.full(token, b));
+    return this.full(token, backend);
+  }
+
+  private full(token: string, backend: Backend): AccessTokenClaims | Promise<AccessTokenClaims> {
+    const seg = split(token);
+    const header = this.header(seg.header, backend);
+    const key = this.key(header.kid, Date.now());
+    if (key instanceof Promise) return key.then((k) => this.signature(token, seg, header, k, backend));
+    return this.signature(token, seg, header, key, backend);
+  }
+
+  private header(segment: string, backend: Backend): TokenHeader {
+    let h = this.headers.get(segment);
+    if (h === undefined) {
+      h = parseHeader(segment, backend, this.s.accepted);
+      if (this.headers.size >= HEADER_CACHE_SIZE) this.headers.clear();
+      this.headers.set(segment, h);
+    }
+    return h;
+  }
+
+  private key(kid: string, now: number): VerifyKey | Promise<VerifyKey> {
+    const ks = this.keys;
+    if (now > ks.usableUntil) {
+      // no keys yet, or the last-known ones are past their bound: wait for a fetch, or fail closed
+      const p = ks.refresh(now);
+      if (p === undefined) throw new VerifyError('jwks_unavailable', ks.lastError);
+      return p.then(() => {
+        if (Date.now() > ks.usableUntil) throw new VerifyError('jwks_unavailable', ks.lastError);
+        return this.lookup(kid, Date.now(), false);
+      });
+    }
+    if (now > ks.freshUntil) ks.revalidate(now);
+    return this.lookup(kid, now, true);
+  }
+
+  private lookup(kid: string, now: number, mayFetch: boolean): VerifyKey | Promise<VerifyKey> {
+    const k = this.keys.keys.get(kid);
+    if (k !== undefined) return k;
+    if (mayFetch) {
+      // a new key may have been published since: one fetch per cooldown at most, shared by all waiting
+      const p = this.keys.refresh(now);
+      if (p !== undefined) return p.then(() => this.lookup(kid, Date.now(), false));
+    }
+    throw new VerifyError('unknown_key');
+  }
+
+  private signature(
+    token: string,
+    seg: Segments,
+    header: TokenHeader,
+    key: VerifyKey,
+    backend: Backend,
+  ): AccessTokenClaims | Promise<AccessTokenClaims> {
+    // the key fixes the algorithm; a header naming another one is refused, never followed
+    if (header.alg !== key.alg) throw new VerifyError('bad_algorithm', `header ${header.alg}, key ${key.alg}`);
+    if (seg.signature.length === 0) throw new VerifyError('bad_signature', 'no signature');
+    const ok = backend.verify(key.alg, key.handle, token.slice(0, seg.dot2), seg.signature, key.sigBytes);
+    if (ok === true) return this.accept(token, seg, header, key, backend);
+    if (ok === false) throw new VerifyError('bad_signature');
+    return ok.then((v) => {
+      if (!v) throw new VerifyError('bad_signature');
+      return this.accept(token, seg, header, key, backend);
+    });
+  }
+
+  private accept(token: string, seg: Segments, header: TokenHeader, key: VerifyKey, backend: Backend): AccessTokenClaims {
+    const text = backend.text(seg.payload);
+    if (text === undefined) throw new VerifyError('malformed', 'payload not UTF-8');
+    const now = Date.now();
+    const claims = checkClaims(text, this.rules, now);
+    if (this.revocation !== undefined) this.checkRevocation(claims, header);
+    this.cache?.set({ token, claims, header, key, expiresAtMs: (claims.exp + this.s.clockTolerance) * 1000 });
+    return claims;
+  }
+
+  private checkRevocation(claims: AccessTokenClaims, header: TokenHeader): void {
+    const r = this.revocation!;
+    // a source that may have missed events cannot vouch for any token
+    if (!r.healthy) throw new VerifyError('revocation_unavailable');
+    const reason = r.check(claims, header);
+    if (reason !== undefined) throw new VerifyError('revoked', reason);
+  }
+}
+
+/**
+ * A verifier for access tokens of `issuer` meant for `audience`.
+ * @example
+ * const verifier = createVerifier({ issuer: 'https://auth.example.com', audience: 'orders' });
+ * const claims = await verifier.verify(token);
+ */
+export function createVerifier(options: VerifierOptions): Verifier {
+  return new TokenVerifier(options, 'auto');
+}
+
+/** The same with a chosen crypto backend: tests run every check on the Web Crypto path too. Not exported by the package. */
+export function createVerifierWithBackend(options: VerifierOptions, backend: BackendChoice): Verifier {
+  return new TokenVerifier(options, backend);
+}

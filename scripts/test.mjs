@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+// `npm test`: build, check what the suite needs, run every test file with node's test runner.
+// Extra arguments are passed to `node --test` (e.g. --test-name-pattern=fixation).
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+process.chdir(root);
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { stdio: 'inherit', ...opts });
+  return r.status ?? 1;
+}
+
+if (run(process.execPath, [join('node_modules', 'typescript', 'bin', 'tsc'), '-b', 'packages/verify', 'packages/latchkey']) !== 0) {
+  console.error('npm test: the TypeScript build failed');
+  process.exit(1);
+}
+
+const missing = [];
+const need = (ok, what) => { if (!ok) missing.push(what); };
+need(existsSync(process.env.LATCHKEY_CHROMIUM ?? '/usr/bin/chromium'),
+  "Chromium for the browser tests: run 'apt-get install -y chromium' (or set LATCHKEY_CHROMIUM to its path)");
+if (missing.length) {
+  console.error('npm test: cannot run the whole suite, missing:\n' + missing.map((m) => `  - ${m}`).join('\n'));
+  process.exit(1);
+}
+
+function find(dir, out = []) {
+  if (!existsSync(dir)) return out;
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (name === 'node_modules' || name === 'dist') continue;
+    if (statSync(p).isDirectory()) find(p, out);
+    else if (name.endsWith('.test.ts')) out.push(p);
+  }
+  return out;
+}
+const files = readdirSync('packages').flatMap((p) => find(join('packages', p, 'test'))).sort();
+const extra = process.argv.slice(2);
+process.exit(run(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...extra, ...files]));
