@@ -39,4 +39,7 @@ function find(dir, out = []) {
 }
 const files = readdirSync('packages').flatMap((p) => find(join('packages', p, 'test'))).sort();
 const extra = process.argv.slice(2);
-process.exit(run(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...extra, ...files]));
+// a hung test fails with its name after --test-timeout instead of stalling the run, and a
+// test file that leaves a handle open (a socket in keep-alive) cannot keep its process alive
+const guards = ['--test-timeout=120000', '--test-force-exit'];
+process.exit(run(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...guards, ...extra, ...files]));
