@@ -16,7 +16,9 @@ import { SessionService } from './sessions/service.js';
 import { SqliteStore } from './store/sqlite/index.js';
 import type { Store } from './store/store.js';
 import { oauthRoutes } from './http/routes/oauth.js';
-import { createTokenServices } from './tokens/services.js';
+import { createTokenServices, revocationRetention } from './tokens/services.js';
+import { RevocationFeed } from './revocation/feed.js';
+import { revocationRoutes } from './http/routes/revocations.js';
 import { GatewayTokens } from './gateway/tokens.js';
 import { gatewayRoutes } from './http/routes/gateway.js';
 import { webRoutes } from './web/routes.js';
@@ -25,6 +27,8 @@ export interface Latchkey {
   config: Config;
   /** The BFF's token minting and cache (stats for operators and benchmarks). */
   gateway: GatewayTokens;
+  /** The revocation feed (subscriber count for operators and benchmarks). */
+  revocations: RevocationFeed;
   store: Store;
   context: Context;
   http: FastifyInstance;
@@ -55,6 +59,9 @@ export async function createLatchkey(config: Config, opts: CreateOptions = {}): 
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const store = opts.store ?? new SqliteStore({ filename: join(dataDir, 'latchkey.sqlite') });
   await store.migrate();
+  // revocation events live as long as the tokens they refer to, plus clock skew
+  let wakeFeed = (): void => undefined;
+  store.setRevocationPolicy({ retainSeconds: revocationRetention(config), now, onWrite: () => wakeFeed() });
 
   const hasher = new PasswordHasher(config.passwords.argon2);
   const sessions = new SessionService(store, config.sessions, now);
@@ -66,7 +73,13 @@ export async function createLatchkey(config: Config, opts: CreateOptions = {}): 
 
   // the BFF: session cookie in, a short-lived token per upstream audience out
   const gateway = new GatewayTokens(tokens, sessions, now);
-  const http = await buildHttp(context, { ...opts, plugins: [oauthRoutes, gatewayRoutes(gateway), webRoutes, ...(opts.plugins ?? [])] });
+  const revocations = new RevocationFeed(store, keys, { issuer: config.issuer, ...config.revocation }, now);
+  await revocations.start();
+  wakeFeed = () => revocations.wake();
+  const http = await buildHttp(context, {
+    ...opts,
+    plugins: [oauthRoutes, gatewayRoutes(gateway), revocationRoutes(revocations), webRoutes, ...(opts.plugins ?? [])],
+  });
   tokenServices.start((err, what) => http.log.error({ err }, what));
 
   // expired sessions are refused on read; the sweep only reclaims space
@@ -78,12 +91,14 @@ export async function createLatchkey(config: Config, opts: CreateOptions = {}): 
   return {
     config,
     gateway,
+    revocations,
     store,
     context,
     http,
     async close() {
       clearInterval(sweep);
       tokenServices.stop();
+      revocations.stop();
       await http.close();
       await store.close();
     },

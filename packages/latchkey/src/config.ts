@@ -135,6 +135,14 @@ export const ConfigSchema = Type.Object(
       ),
       { default: [] },
     ),
+    revocation: Type.Object(
+      {
+        /** A heartbeat on the feed this often: subscribers that hear nothing for longer fail closed. */
+        heartbeatSeconds: Type.Integer({ minimum: 1, maximum: 60, default: 2 }),
+        maxSubscribers: Type.Integer({ minimum: 1, default: 1000 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     gateway: Type.Object(
       {
         routes: Type.Array(RouteSchema, { default: [] }),

@@ -8,7 +8,7 @@ import { AuditLog } from '../audit/log.js';
 import { isLatchkeyError } from '../errors.js';
 import type { KeyView } from '../keys/service.js';
 import { SqliteStore } from '../store/sqlite/index.js';
-import { createKeyService } from '../tokens/services.js';
+import { createKeyService, revocationRetention } from '../tokens/services.js';
 import { configFlags } from './main.js';
 
 const USAGE = `  latchkey keys list [--json]
@@ -40,6 +40,8 @@ export async function keysCommand(args: string[]): Promise<number> {
   const store = new SqliteStore({ filename: join(resolve(config.dataDir), 'latchkey.sqlite') });
   try {
     await store.migrate();
+    // a retirement from here is published by the server's feed; kept as long as the server would
+    store.setRevocationPolicy({ retainSeconds: revocationRetention(config), now: Date.now });
     const keys = createKeyService(config, store, new AuditLog(store), Date.now);
     await keys.reload();
     if (sub === 'list') {

@@ -33,7 +33,8 @@ export class GatewayTokens {
 
   async tokenFor(user: User, sessionHandle: string, route: RouteConfig): Promise<string> {
     const t = Math.floor(this.now() / 1000);
-    const roles = user.roles.join(' ');
+    // the cutoff too: after a role change (even to the same roles) older tokens are revoked
+    const roles = `${user.tokensNotBefore ?? 0} ${user.roles.join(' ')}`;
     const cached = this.cache.get(sessionHandle, route.audience, roles, t, route.tokenLifetimeSeconds);
     if (cached) return cached;
     const { token, expiresAt } = await this.minter.mint({

@@ -13,6 +13,8 @@ export interface User {
   roles: string[];
   disabled: boolean;
   createdAt: number;
+  /** Unix seconds: tokens of this user issued earlier are revoked (roles changed, disabled); 0 if never. */
+  tokensNotBefore?: number;
 }
 
 export interface UserWithSecret extends User {
@@ -123,6 +125,42 @@ export interface AuditEvent {
 
 export type NewAuditEvent = Omit<AuditEvent, 'id'>;
 
+/**
+ * What a revocation refers to (docs/revocation.md):
+ * session: one session's tokens (`sid`); user: every token of `userId` issued before
+ * `tokensIssuedBefore` (disabled); claims: the same after a role change; credential:
+ * the password changed (informational: the ended sessions have their own events);
+ * key: every token signed with `kid`.
+ */
+export type RevocationKind = 'session' | 'user' | 'claims' | 'credential' | 'key';
+
+export interface RevocationEvent {
+  /** Position in the feed: strictly increasing, never reused. */
+  seq: number;
+  /** Unix ms. */
+  at: number;
+  kind: RevocationKind;
+  userId: string | null;
+  /** Public session handle, the `sid` claim. */
+  sid: string | null;
+  kid: string | null;
+  /** Unix seconds (user, claims). */
+  tokensIssuedBefore: number | null;
+  /** Unix seconds: kept until then, when every token it refers to has expired. */
+  until: number;
+  /** e.g. {roles} for claims, {initiator, reason} for sessions. */
+  detail: Record<string, unknown>;
+}
+
+/** How the store writes revocation events; set once by the app (defaults: an hour, Date.now). */
+export interface RevocationPolicy {
+  /** How long an event is kept: the longest token lifetime plus clock skew. */
+  retainSeconds: number;
+  now: () => number;
+  /** Called after a transaction that wrote events commits (the feed polls at once). */
+  onWrite?: () => void;
+}
+
 export interface Store {
   /** Create or upgrade the schema. Idempotent. */
   migrate(): Promise<void>;
@@ -194,6 +232,18 @@ export interface Store {
   promoteSigningKey(kid: string, at: number): Promise<boolean>;
   /** Retire a key at once. The record as it was before, or undefined if there is no such key. */
   retireSigningKey(kid: string, at: number): Promise<SigningKeyRecord | undefined>;
+
+  /**
+   * Revocations. Every operation above that ends sessions, disables a user, changes
+   * roles or retires a key appends its events in its own transaction.
+   */
+  setRevocationPolicy(policy: RevocationPolicy): void;
+  /** Events after `afterSeq` still kept at `nowSeconds`, oldest first, at most `limit`. */
+  listRevocations(afterSeq: number, limit: number, nowSeconds: number): Promise<RevocationEvent[]>;
+  /** The highest seq ever handed out (pruned ones included); 0 before the first event. */
+  lastRevocationSeq(): Promise<number>;
+  /** Forget events whose tokens have all expired. Returns how many. */
+  pruneRevocations(nowSeconds: number): Promise<number>;
 
   appendAuditEvent(event: NewAuditEvent): Promise<void>;
   /** Newest first. */

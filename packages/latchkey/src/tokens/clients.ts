@@ -49,3 +49,20 @@ export class ClientRegistry {
 }
 
 const invalidClient = () => new LatchkeyError('invalid_client', 'client authentication failed');
+
+/** Client id and secret from an HTTP Basic header (RFC 6749 §2.3.1: each form-urlencoded first). Throws invalid_client. */
+export function basicCredentials(header: string): { id: string; secret: string } {
+  const m = /^Basic +([A-Za-z0-9+/]+=*) *$/i.exec(header);
+  const decoded = m ? Buffer.from(m[1]!, 'base64').toString('utf8') : '';
+  const colon = decoded.indexOf(':');
+  if (colon < 0) throw new LatchkeyError('invalid_client', 'malformed Basic credentials');
+  return { id: formDecode(decoded.slice(0, colon)), secret: formDecode(decoded.slice(colon + 1)) };
+}
+
+function formDecode(s: string): string {
+  try {
+    return decodeURIComponent(s.replaceAll('+', ' '));
+  } catch {
+    throw new LatchkeyError('invalid_client', 'malformed Basic credentials');
+  }
+}

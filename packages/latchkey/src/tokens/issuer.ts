@@ -13,7 +13,7 @@ import type { KeyService, Signer } from '../keys/service.js';
 import type { User } from '../store/store.js';
 
 export interface MintRequest {
-  user: Pick<User, 'id' | 'roles'>;
+  user: Pick<User, 'id' | 'roles' | 'tokensNotBefore'>;
   /** Public handle of the session the token derives from (`sid`). */
   sessionHandle: string;
   audience: string;
@@ -81,7 +81,9 @@ export class TokenIssuer {
       throw new RangeError(`token lifetime must be 1..${this.settings.maxLifetimeSeconds} s`);
     }
     const signer = this.keys.signer();
-    const iat = Math.floor(this.now() / 1000);
+    // never before the user's cutoff: a token minted in the second after a role change must
+    // not look like one minted before it (docs/revocation.md)
+    const iat = Math.max(Math.floor(this.now() / 1000), req.user.tokensNotBefore ?? 0);
     const exp = iat + lifetime;
     const jti = randomBytes(16).toString('base64url');
     // key order is the wire order: registered claims first, extras last
@@ -137,7 +139,8 @@ export class TokenIssuer {
   }
 }
 
-function signature(signer: Signer, input: string): string {
+/** The JWS signature of `input` (header.payload) with `signer`, base64url. */
+export function signature(signer: Signer, input: string): string {
   const data = Buffer.from(input);
   switch (signer.alg) {
     case 'EdDSA':

@@ -31,6 +31,11 @@ export function maxTokenLifetime(config: Config): number {
   return Math.max(config.tokens.accessTokenLifetimeSeconds, ...config.gateway.routes.map((r) => r.tokenLifetimeSeconds));
 }
 
+/** Revocation events are kept as long as the tokens they refer to can live, plus a minute of clock skew. */
+export function revocationRetention(config: Config): number {
+  return maxTokenLifetime(config) + 60;
+}
+
 export function createKeyService(config: Config, store: Store, audit: AuditLog, now: () => number): KeyService {
   return new KeyService(
     store,

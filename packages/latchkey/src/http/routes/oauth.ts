@@ -20,7 +20,7 @@ import { parseRefreshToken } from '../../refresh/service.js';
 import { deviceLabel } from '../../sessions/device.js';
 import { parseHandle } from '../../sessions/ids.js';
 import type { Session } from '../../store/store.js';
-import type { CallingClient } from '../../tokens/clients.js';
+import { basicCredentials, type CallingClient } from '../../tokens/clients.js';
 import type { AccessTokenClaims, MintedToken } from '../../tokens/issuer.js';
 import type { Context } from '../context.js';
 import { Credentials } from '../schemas.js';
@@ -110,6 +110,8 @@ export async function oauthRoutes(app: FastifyInstance, ctx: Context) {
       token_endpoint: endpoint('/oauth/token'),
       revocation_endpoint: endpoint('/oauth/revoke'),
       introspection_endpoint: endpoint('/oauth/introspect'),
+      // not registered by RFC 8414: the revocation feed, SETs over Server-Sent Events (docs/revocation.md)
+      revocation_feed_endpoint: endpoint('/v1/revocations/events'),
       // no authorization endpoint: first-party login is POST /v1/tokens
       response_types_supported: [],
       grant_types_supported: ['refresh_token'],
@@ -192,15 +194,11 @@ export async function oauthRoutes(app: FastifyInstance, ctx: Context) {
   function identify(request: FastifyRequest, p: Record<string, string>): CallingClient | undefined {
     const header = request.headers.authorization;
     if (header !== undefined) {
-      const m = /^Basic +([A-Za-z0-9+/]+=*) *$/i.exec(header);
-      const decoded = m ? Buffer.from(m[1]!, 'base64').toString('utf8') : '';
-      const colon = decoded.indexOf(':');
-      if (colon < 0) throw new LatchkeyError('invalid_client', 'malformed Basic credentials');
+      const basic = basicCredentials(header);
       // one method at a time (RFC 6749 §2.3)
       if (p.client_secret !== undefined) throw invalidRequest('use one client authentication method');
-      const id = formDecode(decoded.slice(0, colon));
-      if (p.client_id !== undefined && p.client_id !== id) throw invalidRequest('client_id does not match the credentials');
-      return ctx.clients.identify(id, formDecode(decoded.slice(colon + 1)));
+      if (p.client_id !== undefined && p.client_id !== basic.id) throw invalidRequest('client_id does not match the credentials');
+      return ctx.clients.identify(basic.id, basic.secret);
     }
     if (p.client_id === undefined && p.client_secret === undefined) return undefined;
     if (p.client_id === undefined) throw invalidRequest('client_secret without client_id');
@@ -263,14 +261,6 @@ function formParams(request: FastifyRequest): Record<string, string> {
     if (typeof v === 'string' && v !== '') out[k] = v;
   }
   return out;
-}
-
-function formDecode(s: string): string {
-  try {
-    return decodeURIComponent(s.replaceAll('+', ' '));
-  } catch {
-    throw new LatchkeyError('invalid_client', 'malformed Basic credentials');
-  }
 }
 
 /** RFC 6749 §5.2 error JSON for everything that goes wrong under /oauth. */

@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Database, type Statement } from './driver.js';
 import { LatchkeyError } from '../../errors.js';
+import { handleOf } from '../../sessions/ids.js';
 import type {
   AuditEvent,
   NewAuditEvent,
@@ -14,6 +15,9 @@ import type {
   NewUser,
   RefreshRotation,
   RefreshTokenInfo,
+  RevocationEvent,
+  RevocationKind,
+  RevocationPolicy,
   RotationOutcome,
   Session,
   SessionWithUser,
@@ -33,6 +37,7 @@ interface UserRow {
   roles: string;
   disabled: number;
   created_at: number;
+  tokens_not_before: number;
 }
 interface SessionRow {
   id_hash: Buffer;
@@ -61,6 +66,9 @@ export class SqliteStore implements Store {
   private stmts!: ReturnType<SqliteStore['prepare']>;
   private dataVersion!: Statement;
   private tok!: ReturnType<SqliteStore['prepareTokens']>;
+  private revocation: RevocationPolicy = { retainSeconds: 3600, now: Date.now };
+  /** Events appended by the transaction under way; onWrite is told once it commits. */
+  private revocationsWritten = false;
 
   constructor(opts: SqliteStoreOptions) {
     if (opts.filename !== ':memory:') mkdirSync(dirname(opts.filename), { recursive: true, mode: 0o700 });
@@ -104,6 +112,15 @@ export class SqliteStore implements Store {
       setPassword: db.prepare(`UPDATE users SET password_hash = ? WHERE id = ?`),
       setDisabled: db.prepare(`UPDATE users SET disabled = ? WHERE id = ?`),
       setRoles: db.prepare(`UPDATE users SET roles = ? WHERE id = ?`),
+      setTokensNotBefore: db.prepare(`UPDATE users SET tokens_not_before = MAX(tokens_not_before, ?) WHERE id = ?`),
+      insertRevocation: db.prepare(
+        `INSERT INTO revocations (at, kind, user_id, sid, kid, tokens_issued_before, until, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      listRevocations: db.prepare<[number, number, number], RevocationRow>(
+        `SELECT * FROM revocations WHERE seq > ? AND until > ? ORDER BY seq LIMIT ?`,
+      ),
+      lastRevocationSeq: db.prepare<[], { seq: number }>(`SELECT seq FROM sqlite_sequence WHERE name = 'revocations'`),
+      pruneRevocations: db.prepare(`DELETE FROM revocations WHERE until <= ?`),
       deviceId: db.prepare<[string], { id: number }>(`SELECT id FROM devices WHERE label = ?`),
       insertDevice: db.prepare(`INSERT INTO devices (label) VALUES (?) ON CONFLICT(label) DO NOTHING`),
       insertSession: db.prepare(
@@ -111,7 +128,7 @@ export class SqliteStore implements Store {
          SELECT ?, rowid, ?, ?, ?, ?, ?, ? FROM users WHERE id = ?`,
       ),
       getSession: db.prepare<[Buffer], SessionUserRow>(
-        `SELECT ${SESSION_COLS}, u.email, u.roles, u.disabled, u.created_at AS user_created_at
+        `SELECT ${SESSION_COLS}, u.email, u.roles, u.disabled, u.created_at AS user_created_at, u.tokens_not_before
          FROM ${SESSION_FROM} WHERE s.id_hash = ?`,
       ),
       touch: db.prepare(`UPDATE sessions SET last_seen_at = ?, ip = ? WHERE id_hash = ?`),
@@ -161,27 +178,97 @@ export class SqliteStore implements Store {
   }
 
   async changePassword(userId: string, passwordHash: string, keepSession?: Buffer): Promise<Session[]> {
-    return this.db
+    const ended = this.db
       .transaction(() => {
         const r = this.stmts.setPassword.run(passwordHash, userId);
         if (r.changes === 0) throw new LatchkeyError('user_not_found', 'no such user');
-        return this.deleteUserSessionsSync(userId, keepSession);
+        this.revoke('credential', { userId, detail: { credential_type: 'password', initiator: 'user' } });
+        return this.deleteUserSessionsSync(userId, keepSession, 'user');
       })
       .immediate();
+    return this.committed(ended);
   }
 
   async setUserDisabled(userId: string, disabled: boolean): Promise<Session[]> {
-    return this.db
+    const ended = this.db
       .transaction(() => {
         const r = this.stmts.setDisabled.run(disabled ? 1 : 0, userId);
         if (r.changes === 0) throw new LatchkeyError('user_not_found', 'no such user');
-        return disabled ? this.deleteUserSessionsSync(userId) : [];
+        if (!disabled) return [];
+        // one event for the user as a whole: it also covers tokens of sessions ended earlier
+        this.revokeUserTokens('user', userId, { initiator: 'admin' });
+        return this.deleteUserSessionsSync(userId, undefined, 'admin', false);
       })
       .immediate();
+    return this.committed(ended);
   }
 
   async setUserRoles(userId: string, roles: string[]): Promise<boolean> {
-    return this.stmts.setRoles.run(JSON.stringify(roles), userId).changes > 0;
+    const found = this.db
+      .transaction(() => {
+        if (this.stmts.setRoles.run(JSON.stringify(roles), userId).changes === 0) return false;
+        // tokens carrying the old roles are refused; the issuer signs new ones from the next second
+        this.revokeUserTokens('claims', userId, { roles });
+        return true;
+      })
+      .immediate();
+    return this.committed(found);
+  }
+
+  setRevocationPolicy(policy: RevocationPolicy): void {
+    this.revocation = policy;
+  }
+
+  async listRevocations(afterSeq: number, limit: number, nowSeconds: number): Promise<RevocationEvent[]> {
+    return this.stmts.listRevocations.all(afterSeq, nowSeconds, Math.max(1, limit)).map(toRevocation);
+  }
+
+  async lastRevocationSeq(): Promise<number> {
+    return this.stmts.lastRevocationSeq.get()?.seq ?? 0;
+  }
+
+  async pruneRevocations(nowSeconds: number): Promise<number> {
+    return this.stmts.pruneRevocations.run(nowSeconds).changes;
+  }
+
+  /** Append one event inside the caller's transaction. */
+  private revoke(
+    kind: RevocationKind,
+    e: { userId?: string; sid?: string; kid?: string; tokensIssuedBefore?: number; detail?: Record<string, unknown> },
+  ): void {
+    const at = this.revocation.now();
+    const until = Math.floor(at / 1000) + this.revocation.retainSeconds;
+    this.stmts.insertRevocation.run(
+      at,
+      kind,
+      e.userId ?? null,
+      e.sid ?? null,
+      e.kid ?? null,
+      e.tokensIssuedBefore ?? null,
+      until,
+      JSON.stringify(e.detail ?? {}),
+    );
+    this.revocationsWritten = true;
+  }
+
+  /** Every token of the user issued before the next second is revoked; the issuer never signs an earlier iat again. */
+  private revokeUserTokens(kind: 'user' | 'claims', userId: string, detail: Record<string, unknown>): void {
+    const cutoff = Math.floor(this.revocation.now() / 1000) + 1;
+    this.stmts.setTokensNotBefore.run(cutoff, userId);
+    this.revoke(kind, { userId, tokensIssuedBefore: cutoff, detail });
+  }
+
+  private revokeSession(s: Session, detail: Record<string, unknown>): void {
+    this.revoke('session', { userId: s.userId, sid: handleOf(s.idHash), detail });
+  }
+
+  /** After a transaction: tell the feed if it wrote events. Returns `value`. */
+  private committed<T>(value: T): T {
+    if (this.revocationsWritten) {
+      this.revocationsWritten = false;
+      this.revocation.onWrite?.();
+    }
+    return value;
   }
 
   async createSession(s: Session): Promise<void> {
@@ -200,7 +287,7 @@ export class SqliteStore implements Store {
   }
 
   async getSession(idHash: Buffer): Promise<SessionWithUser | undefined> {
-    const r = this.stmts.getSession.get(idHash) as (SessionUserRow & { user_created_at: number }) | undefined;
+    const r = this.stmts.getSession.get(idHash) as (SessionUserRow & { user_created_at: number; tokens_not_before: number }) | undefined;
     if (!r) return undefined;
     return {
       session: toSession(r),
@@ -210,6 +297,7 @@ export class SqliteStore implements Store {
         roles: JSON.parse(r.roles) as string[],
         disabled: r.disabled === 1,
         createdAt: r.user_created_at,
+        tokensNotBefore: r.tokens_not_before,
       },
     };
   }
@@ -232,18 +320,21 @@ export class SqliteStore implements Store {
   }
 
   async deleteSession(idHash: Buffer): Promise<Session | undefined> {
-    return this.db
+    const ended = this.db
       .transaction(() => {
         const row = this.stmts.oneSession.get(idHash);
         if (!row) return undefined;
         this.stmts.deleteSession.run(idHash);
-        return toSession(row);
+        const s = toSession(row);
+        this.revokeSession(s, {});
+        return s;
       })
       .immediate();
+    return this.committed(ended);
   }
 
   async deleteUserSessions(userId: string, except?: Buffer): Promise<Session[]> {
-    return this.db.transaction(() => this.deleteUserSessionsSync(userId, except)).immediate();
+    return this.committed(this.db.transaction(() => this.deleteUserSessionsSync(userId, except)).immediate());
   }
 
   async deleteExpiredSessions(now: number, idleTimeoutSeconds: number): Promise<number> {
@@ -253,7 +344,7 @@ export class SqliteStore implements Store {
   private prepareTokens() {
     const db = this.db;
     const FAMILY_COLS = `f.session_hash, f.key_hash, f.client_id, f.created_at AS family_created_at, ${SESSION_COLS},
-      u.email, u.roles, u.disabled, u.created_at AS user_created_at`;
+      u.email, u.roles, u.disabled, u.created_at AS user_created_at, u.tokens_not_before`;
     const JOINS = `JOIN sessions s ON s.id_hash = f.session_hash JOIN users u ON u.rowid = s.user_rowid JOIN devices d ON d.id = s.device_id`;
     return {
       insertFamily: db.prepare(`INSERT INTO refresh_families (session_hash, key_hash, client_id, created_at) VALUES (?, ?, ?, ?)`),
@@ -320,7 +411,7 @@ export class SqliteStore implements Store {
   }
 
   async rotateRefreshToken(r: RefreshRotation): Promise<RotationOutcome> {
-    return this.db
+    const outcome = this.db
       .transaction((): RotationOutcome => {
         const row = this.tok.tokenWithFamily.get(r.tokenHash);
         if (!row || !row.key_hash.equals(r.familyKeyHash)) {
@@ -365,12 +456,15 @@ export class SqliteStore implements Store {
         return this.endFamily(row);
       })
       .immediate();
+    return this.committed(outcome);
   }
 
   /** Reuse detected: the session goes, and with it (FK cascade) the family and every token of it. */
   private endFamily(family: FamilyRow): RotationOutcome {
     this.stmts.deleteSession.run(family.session_hash);
-    return { outcome: 'reused', session: toSession(family), clientId: family.client_id };
+    const session = toSession(family);
+    this.revokeSession(session, { initiator: 'policy', reason: 'refresh_token_reuse' });
+    return { outcome: 'reused', session, clientId: family.client_id };
   }
 
   async findRefreshToken(tokenHash: Buffer, familyKeyHash: Buffer): Promise<RefreshTokenInfo | undefined> {
@@ -386,15 +480,18 @@ export class SqliteStore implements Store {
     by: { familyKeyHash: Buffer } | { sessionHash: Buffer },
     clientId: string,
   ): Promise<Session | undefined> {
-    return this.db
+    const ended = this.db
       .transaction(() => {
         const family =
           'familyKeyHash' in by ? this.tok.familyByKey.get(by.familyKeyHash) : this.tok.familyBySession.get(by.sessionHash);
         if (!family || family.client_id !== clientId) return undefined;
         this.stmts.deleteSession.run(family.session_hash);
-        return toSession(family);
+        const s = toSession(family);
+        this.revokeSession(s, { initiator: 'user', reason: 'refresh_token_revoked' });
+        return s;
       })
       .immediate();
+    return this.committed(ended);
   }
 
   async pruneRefreshTokens(before: number): Promise<number> {
@@ -436,14 +533,15 @@ export class SqliteStore implements Store {
   }
 
   async retireSigningKey(kid: string, at: number): Promise<SigningKeyRecord | undefined> {
-    return this.db
+    const before = this.db
       .transaction(() => {
         const row = this.tok.oneKey.get(kid);
         if (!row) return undefined;
-        this.tok.retireKey.run(at, kid);
+        if (this.tok.retireKey.run(at, kid).changes === 1) this.revoke('key', { kid, detail: { initiator: 'admin' } });
         return toKey(row);
       })
       .immediate();
+    return this.committed(before);
   }
 
   async appendAuditEvent(e: NewAuditEvent): Promise<void> {
@@ -478,9 +576,13 @@ export class SqliteStore implements Store {
     }));
   }
 
-  private deleteUserSessionsSync(userId: string, except?: Buffer): Session[] {
+  /** With `events` false the caller has revoked the user's tokens as a whole. */
+  private deleteUserSessionsSync(userId: string, except?: Buffer, initiator?: string, events = true): Session[] {
     const ended = this.stmts.listSessions.all(userId).map(toSession).filter((s) => !except || !s.idHash.equals(except));
-    for (const s of ended) this.stmts.deleteSession.run(s.idHash);
+    for (const s of ended) {
+      this.stmts.deleteSession.run(s.idHash);
+      if (events) this.revokeSession(s, initiator === undefined ? {} : { initiator });
+    }
     return ended;
   }
 
@@ -502,6 +604,33 @@ function toUser(r: UserRow): UserWithSecret {
     roles: JSON.parse(r.roles) as string[],
     disabled: r.disabled === 1,
     createdAt: r.created_at,
+    tokensNotBefore: r.tokens_not_before,
+  };
+}
+
+interface RevocationRow {
+  seq: number;
+  at: number;
+  kind: RevocationKind;
+  user_id: string | null;
+  sid: string | null;
+  kid: string | null;
+  tokens_issued_before: number | null;
+  until: number;
+  detail: string;
+}
+
+function toRevocation(r: RevocationRow): RevocationEvent {
+  return {
+    seq: r.seq,
+    at: r.at,
+    kind: r.kind,
+    userId: r.user_id,
+    sid: r.sid,
+    kid: r.kid,
+    tokensIssuedBefore: r.tokens_issued_before,
+    until: r.until,
+    detail: JSON.parse(r.detail) as Record<string, unknown>,
   };
 }
 
@@ -541,6 +670,7 @@ interface FamilyRow extends SessionRow {
   roles: string;
   disabled: number;
   user_created_at: number;
+  tokens_not_before: number;
 }
 interface TokenRow {
   hash: Buffer;
@@ -569,7 +699,14 @@ interface AuditRow {
 }
 
 function familyUser(r: FamilyRow): User {
-  return { id: r.user_id, email: r.email, roles: JSON.parse(r.roles) as string[], disabled: r.disabled === 1, createdAt: r.user_created_at };
+  return {
+    id: r.user_id,
+    email: r.email,
+    roles: JSON.parse(r.roles) as string[],
+    disabled: r.disabled === 1,
+    createdAt: r.user_created_at,
+    tokensNotBefore: r.tokens_not_before,
+  };
 }
 
 function familyInfo(r: FamilyRow): Omit<RefreshTokenInfo, 'current' | 'issuedAt'> {

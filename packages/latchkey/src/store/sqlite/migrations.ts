@@ -79,4 +79,24 @@ export const migrations: readonly string[] = [
   );
   CREATE INDEX audit_events_by_user ON audit_events(user_id, id) WHERE user_id IS NOT NULL;
   `,
+  // 3: the revocation feed (docs/revocation.md)
+  `
+  -- tokens of this user with an earlier iat are refused (roles changed, disabled); the issuer never signs one again
+  ALTER TABLE users ADD COLUMN tokens_not_before INTEGER NOT NULL DEFAULT 0;
+  -- one row per revocation, written in the transaction of the change itself; AUTOINCREMENT: a pruned
+  -- seq is never handed out again, so a subscriber's position stays meaningful
+  CREATE TABLE revocations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    user_id TEXT,
+    sid TEXT,
+    kid TEXT,
+    tokens_issued_before INTEGER,
+    -- kept until every token it refers to has expired
+    until INTEGER NOT NULL,
+    detail TEXT NOT NULL DEFAULT '{}'
+  );
+  CREATE INDEX revocations_by_until ON revocations(until);
+  `,
 ];

@@ -1,0 +1,96 @@
+/**
+ * GET /v1/revocations/events: the revocation feed as Server-Sent Events, for
+ * registered clients allowed to follow it (docs/revocation.md).
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { LatchkeyError } from '../../errors.js';
+import type { RevocationFeed, Subscriber } from '../../revocation/feed.js';
+import { basicCredentials } from '../../tokens/clients.js';
+import type { Context } from '../context.js';
+import { problem, sendProblem } from '../problem.js';
+
+/** Bytes a subscriber may leave unread before it is dropped (it resumes from its position). */
+const MAX_BUFFERED = 1 << 20;
+
+export const FEED_PATH = '/v1/revocations/events';
+
+export function revocationRoutes(feed: RevocationFeed) {
+  return async function routes(app: FastifyInstance, ctx: Context): Promise<void> {
+    app.addHook('preClose', async () => feed.stop());
+
+    app.get(FEED_PATH, async (request, reply) => {
+      authorize(request, reply, ctx);
+      const after = position(request);
+      if (feed.subscribers >= ctx.config.revocation.maxSubscribers) {
+        reply.header('retry-after', '5');
+        return sendProblem(reply, problem(503, 'feed_full', 'too many subscribers; retry later'));
+      }
+
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-store',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+        'x-content-type-options': 'nosniff',
+      });
+      res.write('retry: 1000\n\n');
+      const out: Subscriber = {
+        send(m) {
+          if (res.destroyed) return false;
+          res.write(`${m.id === undefined ? '' : `id: ${m.id}\n`}event: ${m.event}\ndata: ${m.data}\n\n`);
+          return res.writableLength < MAX_BUFFERED;
+        },
+        close() {
+          res.end();
+        },
+      };
+      let unsubscribe: (() => void) | undefined;
+      let gone = false;
+      request.raw.socket.setNoDelay(true);
+      res.on('close', () => {
+        gone = true;
+        unsubscribe?.();
+      });
+      try {
+        unsubscribe = await feed.subscribe(out, after);
+      } catch (err) {
+        request.log.error({ err }, 'revocation feed subscribe failed');
+        res.end();
+        return;
+      }
+      if (!unsubscribe) res.end();
+      else if (gone) unsubscribe();
+    });
+  };
+}
+
+function authorize(request: FastifyRequest, reply: FastifyReply, ctx: Context): void {
+  const header = request.headers.authorization;
+  reply.header('www-authenticate', 'Basic realm="latchkey", charset="UTF-8"');
+  if (header === undefined) throw new LatchkeyError('invalid_client', 'client credentials required (HTTP Basic)');
+  const { id, secret } = basicCredentials(header);
+  const caller = ctx.clients.identify(id, secret);
+  if (!caller.confidential) throw new LatchkeyError('invalid_client', 'client credentials required (HTTP Basic)');
+  reply.removeHeader('www-authenticate');
+  if (!caller.client.revocationFeed) throw new LatchkeyError('forbidden', 'this client may not follow the revocation feed');
+}
+
+/** Last-Event-ID (what EventSource sends on reconnect) or ?after=; undefined: a fresh subscriber. */
+function position(request: FastifyRequest): number | undefined {
+  const header = request.headers['last-event-id'];
+  const query = (request.query as Record<string, unknown> | undefined)?.after;
+  const raw = typeof header === 'string' ? header : typeof query === 'string' ? query : undefined;
+  if (raw === undefined || raw === '') return undefined;
+  if (raw.length > 15 || !isDigits(raw)) throw new LatchkeyError('invalid_request', 'Last-Event-ID / after must be a feed position');
+  return Number(raw);
+}
+
+function isDigits(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}

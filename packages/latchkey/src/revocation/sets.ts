@@ -1,0 +1,64 @@
+/**
+ * Revocation events as Security Event Tokens (RFC 8417) carrying OpenID CAEP
+ * events, subjects as RFC 9493 identifiers. The mapping is docs/revocation.md.
+ */
+import type { Signer } from '../keys/service.js';
+import type { RevocationEvent } from '../store/store.js';
+import { signature } from '../tokens/issuer.js';
+
+const CAEP = 'https://schemas.openid.net/secevent/caep/event-type/';
+export const EVENT_TYPES = {
+  sessionRevoked: `${CAEP}session-revoked`,
+  credentialChange: `${CAEP}credential-change`,
+  tokenClaimsChange: `${CAEP}token-claims-change`,
+  /** No standard type exists for a signing key taken back. */
+  keyRevoked: 'urn:latchkey:event-type:signing-key-revoked',
+} as const;
+
+type SubjectId = Record<string, unknown>;
+
+/** The SET claims of one event. */
+export function setClaims(issuer: string, e: RevocationEvent): Record<string, unknown> {
+  // the same on every node and every delivery: seq and commit time (a store replaced later reuses seqs, not times)
+  const jti = `${e.seq}.${e.at}`;
+  const iat = Math.floor(e.at / 1000);
+  const user: SubjectId | undefined = e.userId === null ? undefined : { format: 'iss_sub', iss: issuer, sub: e.userId };
+  const initiator = typeof e.detail.initiator === 'string' ? { initiating_entity: e.detail.initiator } : {};
+  let subId: SubjectId;
+  let type: string;
+  let body: Record<string, unknown> = { event_timestamp: iat, ...initiator };
+  switch (e.kind) {
+    case 'session':
+      subId = { format: 'complex', ...(user ? { user } : {}), session: { format: 'opaque', id: e.sid } };
+      type = EVENT_TYPES.sessionRevoked;
+      if (e.detail.reason === 'refresh_token_reuse') body.reason_admin = { en: 'refresh token reuse detected' };
+      break;
+    case 'user':
+      subId = user!;
+      type = EVENT_TYPES.sessionRevoked;
+      body = { ...body, tokens_issued_before: e.tokensIssuedBefore, reason_admin: { en: 'account disabled' } };
+      break;
+    case 'claims':
+      subId = user!;
+      type = EVENT_TYPES.tokenClaimsChange;
+      body = { ...body, claims: { roles: e.detail.roles }, tokens_issued_before: e.tokensIssuedBefore };
+      break;
+    case 'credential':
+      subId = user!;
+      type = EVENT_TYPES.credentialChange;
+      body = { ...body, credential_type: e.detail.credential_type ?? 'password', change_type: 'update' };
+      break;
+    case 'key':
+      subId = { format: 'opaque', id: e.kid };
+      type = EVENT_TYPES.keyRevoked;
+      break;
+  }
+  return { iss: issuer, iat, jti, sub_id: subId, events: { [type]: body } };
+}
+
+/** Sign a SET: typ `secevent+jwt` (RFC 8417 §2.3) keeps it from passing as an access token. */
+export function signSet(signer: Signer, claims: Record<string, unknown>): string {
+  const header = Buffer.from(JSON.stringify({ alg: signer.alg, kid: signer.kid, typ: 'secevent+jwt' })).toString('base64url');
+  const input = `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+  return `${input}.${signature(signer, input)}`;
+}

@@ -1,0 +1,277 @@
+/**
+ * The revocation feed, server side, read as any SSE client would: who may
+ * subscribe, the SET each kind of revocation publishes, snapshot, resumption,
+ * reset, and events written by another process.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { decodeJwt } from 'jose';
+import { SqliteStore } from '../src/store/sqlite/index.js';
+import { revocationRetention } from '../src/tokens/services.js';
+import { ADMIN_KEY, Client, json, startServer, type TestServer } from './helpers.js';
+import { basic, CAEP, FEED_CLIENTS, FeedReader, INTROSPECT_ONLY, verifySet, type SseMessage } from './feed-helpers.js';
+import { form, loginTokens, newEmail, signup } from './token-helpers.js';
+
+let srv: TestServer;
+const readers: FeedReader[] = [];
+
+before(async () => {
+  srv = await startServer({ clients: FEED_CLIENTS, refresh: { graceSeconds: 0 }, revocation: { heartbeatSeconds: 1 } });
+});
+after(async () => {
+  for (const r of readers) r.close();
+  await srv.close();
+});
+
+async function open(headers: Record<string, string> = {}, query = ''): Promise<FeedReader> {
+  const r = await FeedReader.open(srv.url, headers, query);
+  readers.push(r);
+  return r;
+}
+
+const admin = (method: string, path: string, body?: unknown) =>
+  fetch(`${srv.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${ADMIN_KEY}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+
+/** A live reader past its snapshot: returns it and the index new messages start at. */
+async function liveReader(): Promise<{ r: FeedReader; from: number }> {
+  const r = await open();
+  await r.next((m) => m.event === 'ready');
+  return { r, from: r.messages.length };
+}
+
+async function nextSet(r: FeedReader, from: number, pred: (p: ReturnType<typeof decodeJwt>) => boolean): Promise<SseMessage> {
+  return r.next((m) => m.event === 'set' && pred(decodeJwt(m.data)), from);
+}
+
+describe('who may follow the feed', () => {
+  it('refuses a caller without credentials: 401 problem+json with a Basic challenge', async () => {
+    const res = await fetch(`${srv.url}/v1/revocations/events`);
+    assert.equal(res.status, 401);
+    assert.match(res.headers.get('www-authenticate') ?? '', /^Basic realm="latchkey"/);
+    assert.match(res.headers.get('content-type') ?? '', /application\/problem\+json/);
+  });
+
+  it('refuses a wrong secret and an unknown client with 401', async () => {
+    for (const c of [{ id: 'feed-reader', secret: 'wrong-secret-wrong-secret-wrong-secret' }, { id: 'nobody', secret: 'x' }]) {
+      const res = await fetch(`${srv.url}/v1/revocations/events`, { headers: { authorization: basic(c) } });
+      assert.equal(res.status, 401, c.id);
+    }
+    const garbage = await fetch(`${srv.url}/v1/revocations/events`, { headers: { authorization: 'Basic !!!' } });
+    assert.equal(garbage.status, 401);
+  });
+
+  it('refuses a registered client not allowed to follow it with 403', async () => {
+    const res = await fetch(`${srv.url}/v1/revocations/events`, { headers: { authorization: basic(INTROSPECT_ONLY) } });
+    assert.equal(res.status, 403);
+  });
+
+  it('refuses a position that is not one with 400, and takes a good one', async () => {
+    for (const bad of ['-1', '1e3', 'abc', '9'.repeat(20)]) {
+      const r = await open({ 'last-event-id': bad });
+      assert.equal(r.response.status, 400, bad);
+    }
+    const ok = await open({}, '?after=0');
+    assert.equal(ok.response.status, 200);
+    assert.match(ok.response.headers.get('content-type') ?? '', /^text\/event-stream/);
+    assert.equal(ok.response.headers.get('cache-control'), 'no-store');
+  });
+
+  it('is named in the RFC 8414 metadata', async () => {
+    const meta = await json<{ revocation_feed_endpoint: string }>(await fetch(`${srv.url}/.well-known/oauth-authorization-server`));
+    assert.equal(meta.revocation_feed_endpoint, `${srv.config.issuer}/v1/revocations/events`);
+  });
+});
+
+describe('what each kind of revocation publishes', () => {
+  it('logout: a signed CAEP session-revoked SET naming the session and its user', async () => {
+    const { r, from } = await liveReader();
+    const { browser, userId } = await signup(srv);
+    const me = await json<{ session: { handle: string } }>(await browser.get('/v1/session'));
+    assert.equal((await browser.post('/v1/logout')).status, 204);
+    const m = await nextSet(r, from, (p) => (p.sub_id as { session?: { id: string } }).session?.id === me.session.handle);
+    const set = await verifySet(srv.url, srv.config.issuer, m.data);
+    assert.deepEqual(set.sub_id, {
+      format: 'complex',
+      user: { format: 'iss_sub', iss: srv.config.issuer, sub: userId },
+      session: { format: 'opaque', id: me.session.handle },
+    });
+    const ev = set.events[`${CAEP}session-revoked`]!;
+    assert.equal(typeof ev.event_timestamp, 'number');
+    assert.equal(set.exp, undefined, 'a SET has no exp (RFC 8417)');
+    assert.ok(Number(m.id) > 0, 'the message id is its feed position');
+  });
+
+  it('a SET never passes as an access token: its typ is secevent+jwt', async () => {
+    const { r, from } = await liveReader();
+    const { browser } = await signup(srv);
+    await browser.post('/v1/logout');
+    const m = await r.next((x) => x.event === 'set', from);
+    const header = JSON.parse(Buffer.from(m.data.split('.')[0]!, 'base64url').toString()) as { typ: string };
+    assert.equal(header.typ, 'secevent+jwt');
+    await assert.rejects(srv.lk.context.tokens.verify(m.data));
+  });
+
+  it('disable: one session-revoked for the user with tokens_issued_before; later tokens are minted at or after it', async () => {
+    const { r, from } = await liveReader();
+    const { userId, email } = await signup(srv);
+    await loginTokens(srv, email);
+    assert.equal((await admin('POST', `/v1/admin/users/${userId}/disable`)).status, 200);
+    const m = await nextSet(r, from, (p) => (p.sub_id as { sub?: string }).sub === userId);
+    const set = await verifySet(srv.url, srv.config.issuer, m.data);
+    assert.deepEqual(set.sub_id, { format: 'iss_sub', iss: srv.config.issuer, sub: userId });
+    const ev = set.events[`${CAEP}session-revoked`]!;
+    const cutoff = ev.tokens_issued_before as number;
+    assert.ok(cutoff > (ev.event_timestamp as number) - 1 && cutoff <= Math.floor(Date.now() / 1000) + 1);
+    // the per-session events are not needed: the user-wide one covers them
+    assert.equal(r.sets(from).filter((x) => (decodeJwt(x.data).sub_id as { user?: { sub: string } }).user?.sub === userId).length, 0);
+    assert.equal((await admin('POST', `/v1/admin/users/${userId}/enable`)).status, 200);
+    const again = await loginTokens(srv, email);
+    assert.ok(decodeJwt(again.access_token).iat! >= cutoff, 'a token after the change is not caught by the cutoff');
+  });
+
+  it('roles changed: token-claims-change with the new roles; the next token carries them, minted at or after the cutoff', async () => {
+    const { r, from } = await liveReader();
+    const { userId, email } = await signup(srv);
+    const t = await loginTokens(srv, email);
+    assert.equal((await admin('PUT', `/v1/admin/users/${userId}/roles`, { roles: ['admin'] })).status, 200);
+    const m = await nextSet(r, from, (p) => (p.sub_id as { sub?: string }).sub === userId);
+    const set = await verifySet(srv.url, srv.config.issuer, m.data);
+    const ev = set.events[`${CAEP}token-claims-change`]!;
+    assert.deepEqual(ev.claims, { roles: ['admin'] });
+    const cutoff = ev.tokens_issued_before as number;
+    assert.ok(decodeJwt(t.access_token).iat! < cutoff, 'the old token is caught');
+    const res = await form(srv, '/oauth/token', { grant_type: 'refresh_token', refresh_token: t.refresh_token!, client_id: 'latchkey' });
+    assert.equal(res.status, 200);
+    const fresh = decodeJwt((await json<{ access_token: string }>(res)).access_token);
+    assert.deepEqual(fresh.roles, ['admin']);
+    assert.ok(fresh.iat! >= cutoff, 'the fresh token is not');
+  });
+
+  it('password change: credential-change, and session-revoked for the other sessions (and the renewed one), not the new one', async () => {
+    const { r, from } = await liveReader();
+    const email = newEmail();
+    const { browser: phone, userId } = await signup(srv, email);
+    const laptop = new Client(srv.url);
+    assert.equal((await laptop.login(email)).status, 200);
+    const phoneSid = (await json<{ session: { handle: string } }>(await phone.get('/v1/session'))).session.handle;
+    const laptopSid = (await json<{ session: { handle: string } }>(await laptop.get('/v1/session'))).session.handle;
+    const res = await laptop.post('/v1/password', { currentPassword: 'correct horse battery staple', newPassword: 'a brand new secret' });
+    assert.equal(res.status, 200);
+    const newSid = (await json<{ session: { handle: string } }>(await laptop.get('/v1/session'))).session.handle;
+    await r.next((m) => m.event === 'set' && `${CAEP}credential-change` in (decodeJwt(m.data).events as object), from);
+    await nextSet(r, from, (p) => (p.sub_id as { session?: { id: string } }).session?.id === phoneSid);
+    await nextSet(r, from, (p) => (p.sub_id as { session?: { id: string } }).session?.id === laptopSid);
+    const revoked = r
+      .sets(from)
+      .map((m) => decodeJwt(m.data))
+      .filter((p) => (p.sub_id as { user?: { sub: string } }).user?.sub === userId)
+      .map((p) => (p.sub_id as { session: { id: string } }).session.id);
+    assert.ok(!revoked.includes(newSid), 'the session the user goes on with is not revoked');
+  });
+
+  it('refresh token replayed after rotation: session-revoked for the family, saying why', async () => {
+    const { r, from } = await liveReader();
+    const { email } = await signup(srv);
+    const t = await loginTokens(srv, email);
+    const sid = decodeJwt(t.access_token).sid as string;
+    const grant = { grant_type: 'refresh_token', refresh_token: t.refresh_token!, client_id: 'latchkey' };
+    assert.equal((await form(srv, '/oauth/token', grant)).status, 200);
+    assert.equal((await form(srv, '/oauth/token', grant)).status, 400, 'the replay is refused');
+    const m = await nextSet(r, from, (p) => (p.sub_id as { session?: { id: string } }).session?.id === sid);
+    const ev = (await verifySet(srv.url, srv.config.issuer, m.data)).events[`${CAEP}session-revoked`]!;
+    assert.deepEqual(ev.reason_admin, { en: 'refresh token reuse detected' });
+    assert.equal(ev.initiating_entity, 'policy');
+  });
+
+  it('a signing key retired by another process (the CLI): published within a second, signed by another key', async () => {
+    const { r, from } = await liveReader();
+    const kid = srv.lk.context.keys.signer().kid;
+    // a second connection to the same file, as `latchkey keys retire` has
+    const other = new SqliteStore({ filename: join(srv.config.dataDir, 'latchkey.sqlite') });
+    await other.migrate();
+    other.setRevocationPolicy({ retainSeconds: revocationRetention(srv.config), now: Date.now });
+    const started = Date.now();
+    await other.retireSigningKey(kid, Math.floor(Date.now() / 1000));
+    await other.close();
+    const m = await nextSet(r, from, (p) => (p.sub_id as { id?: string }).id === kid);
+    assert.ok(Date.now() - started < 1500, `took ${Date.now() - started} ms`);
+    assert.ok('urn:latchkey:event-type:signing-key-revoked' in (decodeJwt(m.data).events as object));
+    // the server has noticed the retirement and moved on to a new key by the time it can sign
+    const deadline = Date.now() + 3000;
+    while (srv.lk.context.keys.signer().kid === kid && Date.now() < deadline) await new Promise((x) => setTimeout(x, 100));
+    assert.notEqual(srv.lk.context.keys.signer().kid, kid);
+  });
+
+  it('a change that fails writes no event (same transaction)', async () => {
+    const before = await srv.lk.store.lastRevocationSeq();
+    assert.equal((await admin('PUT', '/v1/admin/users/usr_nobody/roles', { roles: ['x'] })).status, 404);
+    assert.equal((await admin('POST', '/v1/admin/users/usr_nobody/disable')).status, 404);
+    assert.equal(await srv.lk.store.lastRevocationSeq(), before);
+  });
+});
+
+describe('snapshot, resumption, reset, heartbeat', () => {
+  it('a fresh subscriber gets every retained event, then ready; a resumed one only what came after', async () => {
+    const { browser } = await signup(srv);
+    await browser.post('/v1/logout');
+    const last = await srv.lk.store.lastRevocationSeq();
+    const fresh = await open();
+    const ready = await fresh.next((m) => m.event === 'ready');
+    const ids = fresh.sets().map((m) => Number(m.id));
+    const retained = await srv.lk.store.listRevocations(0, 100000, Math.floor(Date.now() / 1000));
+    assert.deepEqual(ids, retained.map((e) => e.seq), 'the snapshot is every retained event, in order');
+    assert.equal(ids.at(-1), last);
+    assert.equal(JSON.parse(ready.data).seq, last);
+
+    const mid = ids[Math.floor(ids.length / 2)]!;
+    const resumed = await open({ 'last-event-id': String(mid) });
+    await resumed.next((m) => m.event === 'ready');
+    assert.deepEqual(resumed.sets().map((m) => Number(m.id)), ids.filter((i) => i > mid));
+
+    const caughtUp = await open({ 'last-event-id': String(last) });
+    await caughtUp.next((m) => m.event === 'ready');
+    assert.equal(caughtUp.sets().length, 0);
+  });
+
+  it('a disconnected subscriber loses nothing: it resumes from its last id', async () => {
+    const { r } = await liveReader();
+    const lastSeen = r.sets().at(-1)?.id ?? '0';
+    r.close();
+    const { browser } = await signup(srv);
+    const sid = (await json<{ session: { handle: string } }>(await browser.get('/v1/session'))).session.handle;
+    await browser.post('/v1/logout');
+    const back = await open({ 'last-event-id': lastSeen });
+    await nextSet(back, 0, (p) => (p.sub_id as { session?: { id: string } }).session?.id === sid);
+  });
+
+  it('a position ahead of the feed (another store) gets reset, then the snapshot', async () => {
+    const r = await open({ 'last-event-id': '999999999' });
+    const reset = await r.next((m) => m.event === 'reset');
+    await r.next((m) => m.event === 'ready');
+    assert.ok(r.messages.indexOf(reset) < r.messages.findIndex((m) => m.event === 'set'));
+  });
+
+  it('sends heartbeats while idle', async () => {
+    const { r, from } = await liveReader();
+    const hb = await r.next((m) => m.event === 'heartbeat', from, 2500);
+    const body = JSON.parse(hb.data) as { seq: number; time: number };
+    assert.equal(typeof body.seq, 'number');
+    assert.ok(Math.abs(body.time - Date.now() / 1000) < 5);
+  });
+
+  it('events are pruned once their tokens have expired', async () => {
+    const t = Math.floor(Date.now() / 1000);
+    const kept = await srv.lk.store.listRevocations(0, 100000, t);
+    assert.ok(kept.length > 0);
+    const retain = srv.config.tokens.accessTokenLifetimeSeconds + 60;
+    assert.ok(kept.every((e) => e.until <= Math.floor(e.at / 1000) + retain + 1));
+    assert.equal(await srv.lk.store.pruneRevocations(t), 0, 'nothing live is pruned');
+    assert.equal(await srv.lk.store.pruneRevocations(t + retain + 2), kept.length);
+    assert.equal((await srv.lk.store.listRevocations(0, 10, t)).length, 0);
+  });
+});
