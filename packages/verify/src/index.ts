@@ -14,3 +14,5 @@ export { createRevocationList, type RevocationList, type RevocationSource, type 
 export { requestVerifier, refusalResponse } from './http/request.js';
 export { bearerToken, type Requirements } from './http/bearer.js';
 export type { AccessTokenClaims, Algorithm, JSONWebKeySet, JWK, TokenHeader } from './types.js';
+export { createRevocationFeed, type RevocationFeed, type RevocationFeedOptions } from './feed/subscriber.js';
+export type { Revocation } from './feed/sets.js';

@@ -15,6 +15,12 @@ export interface RevocationSource {
   check(claims: AccessTokenClaims, header: TokenHeader): RevokedReason | undefined;
   /** False when the source may have missed events (e.g. its feed is down too long): the verifier then refuses every token with `revocation_unavailable`. */
   readonly healthy: boolean;
+  /**
+   * Optional: asked, per token, while the source is not healthy, instead of failing closed
+   * (e.g. RFC 7662 introspection). Resolves to a reason when the token is revoked; rejects
+   * when it cannot tell (the verifier then refuses with `revocation_unavailable`).
+   */
+  introspect?(token: string): Promise<RevokedReason | undefined>;
 }
 
 /** An in-memory RevocationSource. Times are Unix seconds. */
@@ -24,8 +30,10 @@ export interface RevocationList extends RevocationSource {
   revokeSession(sid: string, until: number): void;
   /** Refuse tokens of `sub` issued before `issuedBefore` (password change, account disabled); kept until `until`. */
   revokeSubject(sub: string, issuedBefore: number, until: number): void;
-  /** Refuse every token signed by key `kid` (a compromised key), for good. */
-  revokeKey(kid: string): void;
+  /** Refuse every token signed by key `kid` (a compromised key); until `until` (default: for good). */
+  revokeKey(kid: string, until?: number): void;
+  /** Forget everything (the feed was reset). */
+  clear(): void;
   /** Drop entries whose `until` has passed; called by the revoke methods too, at most once a second. */
   prune(nowSeconds?: number): void;
   /** Entries held (sessions + subjects + keys). */
@@ -36,7 +44,7 @@ export interface RevocationList extends RevocationSource {
 export function createRevocationList(): RevocationList {
   const sessions = new Map<string, number>();
   const subjects = new Map<string, { issuedBefore: number; until: number }>();
-  const keys = new Set<string>();
+  const keys = new Map<string, number>();
   let lastPrune = 0;
   const nowSeconds = () => Date.now() / 1000;
 
@@ -63,13 +71,19 @@ export function createRevocationList(): RevocationList {
       });
       maybePrune();
     },
-    revokeKey(kid) {
-      keys.add(kid);
+    revokeKey(kid, until = Infinity) {
+      keys.set(kid, Math.max(until, keys.get(kid) ?? 0));
+    },
+    clear() {
+      sessions.clear();
+      subjects.clear();
+      keys.clear();
     },
     prune(now = nowSeconds()) {
       lastPrune = now;
       for (const [sid, until] of sessions) if (until < now) sessions.delete(sid);
       for (const [sub, s] of subjects) if (s.until < now) subjects.delete(sub);
+      for (const [kid, until] of keys) if (until < now) keys.delete(kid);
     },
     get size() {
       return sessions.size + subjects.size + keys.size;

@@ -100,7 +100,10 @@ class TokenVerifier implements Verifier {
         const keys = this.keys;
         if (!e.key.removed && now <= keys.usableUntil) {
           if (now > keys.freshUntil) keys.revalidate(now);
-          if (this.revocation !== undefined) this.checkRevocation(e.claims, e.header);
+          if (this.revocation !== undefined) {
+            const p = this.checkRevocation(token, e.claims, e.header);
+            if (p !== undefined) return p.then(() => e.claims);
+          }
           return e.claims;
         }
         // its key left the JWKS, or the keys are too stale: verify afresh (and refuse, or fail closed)
@@ -175,22 +178,47 @@ class TokenVerifier implements Verifier {
     });
   }
 
-  private accept(token: string, seg: Segments, header: TokenHeader, key: VerifyKey, backend: Backend): AccessTokenClaims {
+  private accept(
+    token: string,
+    seg: Segments,
+    header: TokenHeader,
+    key: VerifyKey,
+    backend: Backend,
+  ): AccessTokenClaims | Promise<AccessTokenClaims> {
     const text = backend.text(seg.payload);
     if (text === undefined) throw new VerifyError('malformed', 'payload not UTF-8');
     const now = Date.now();
     const claims = checkClaims(text, this.rules, now);
-    if (this.revocation !== undefined) this.checkRevocation(claims, header);
+    if (this.revocation !== undefined) {
+      const p = this.checkRevocation(token, claims, header);
+      if (p !== undefined) {
+        // answered by introspection: not cached, the next request asks again until the feed is back
+        return p.then(() => claims);
+      }
+    }
     this.cache?.set({ token, claims, header, key, expiresAtMs: (claims.exp + this.s.clockTolerance) * 1000 });
     return claims;
   }
 
-  private checkRevocation(claims: AccessTokenClaims, header: TokenHeader): void {
+  /** Throws when revoked; a promise only while the source is unhealthy and can introspect. */
+  private checkRevocation(token: string, claims: AccessTokenClaims, header: TokenHeader): Promise<void> | undefined {
     const r = this.revocation!;
-    // a source that may have missed events cannot vouch for any token
-    if (!r.healthy) throw new VerifyError('revocation_unavailable');
+    if (!r.healthy) {
+      // a source that may have missed events cannot vouch for any token: ask, or fail closed
+      if (r.introspect === undefined) throw new VerifyError('revocation_unavailable');
+      return r.introspect(token).then(
+        (reason) => {
+          if (reason !== undefined) throw new VerifyError('revoked', reason);
+        },
+        (err: unknown) => {
+          if (err instanceof VerifyError) throw err;
+          throw new VerifyError('revocation_unavailable', err instanceof Error ? err.message : undefined);
+        },
+      );
+    }
     const reason = r.check(claims, header);
     if (reason !== undefined) throw new VerifyError('revoked', reason);
+    return undefined;
   }
 }
 

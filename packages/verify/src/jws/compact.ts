@@ -42,7 +42,12 @@ function isAccessTokenType(typ: string): boolean {
  * `jwk`, `x5c` would let the token choose its own key. Order of checks (and
  * so which code a bad header gets): members, alg, typ, kid.
  */
-export function parseHeader(segment: string, backend: Backend, accepted: ReadonlySet<Algorithm>): TokenHeader {
+export function parseHeader(
+  segment: string,
+  backend: Backend,
+  accepted: ReadonlySet<Algorithm>,
+  isType: (typ: string) => boolean = isAccessTokenType,
+): TokenHeader {
   if (!isBase64url(segment)) throw new VerifyError('malformed', 'non-canonical base64url');
   const text = backend.text(segment);
   if (text === undefined) throw new VerifyError('malformed', 'header not UTF-8');
@@ -59,7 +64,7 @@ export function parseHeader(segment: string, backend: Backend, accepted: Readonl
   }
   const { alg, kid, typ } = o;
   if (typeof alg !== 'string' || !accepted.has(alg as Algorithm)) throw new VerifyError('bad_algorithm', `alg ${String(alg).slice(0, 32)}`);
-  if (typeof typ !== 'string' || !isAccessTokenType(typ)) throw new VerifyError('wrong_type', `typ ${String(typ).slice(0, 32)}`);
+  if (typeof typ !== 'string' || !isType(typ)) throw new VerifyError('wrong_type', `typ ${String(typ).slice(0, 32)}`);
   if (typeof kid !== 'string' || !KID.test(kid)) throw new VerifyError('unknown_key', 'kid absent or not a plain name');
   return Object.freeze({ alg: alg as Algorithm, kid, typ });
 }

@@ -1,0 +1,298 @@
+/**
+ * Revocation end to end: latchkey's feed and @latchkey/verify's subscriber.
+ * After each kind of revocation, a subscribed verifier refuses the affected
+ * tokens within a second and keeps accepting the others; a disconnected one
+ * catches up; a fresh one starts from the snapshot; one cut off past its bound
+ * fails closed (or introspects); bad credentials are refused.
+ */
+import assert from 'node:assert/strict';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer, connect, type Server as NetServer, type Socket } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { createRevocationFeed, createVerifier, VerifyError, type RevocationFeed, type Verifier } from '@latchkey/verify';
+import { decodeJwt } from 'jose';
+import { ADMIN_KEY, Client, freePort, json, startServer, type TestServer } from './helpers.js';
+import { FEED_CLIENT, FEED_CLIENTS } from './feed-helpers.js';
+import { form, loginTokens, newEmail, signup, PASSWORD } from './token-helpers.js';
+
+let srv: TestServer;
+let upstream: Server;
+const feeds: RevocationFeed[] = [];
+
+before(async () => {
+  // an upstream behind the gateway that answers with the bearer token it was sent
+  upstream = createHttpServer((req, res) => res.end((req.headers.authorization ?? '').slice(7)));
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  const port = await freePort();
+  srv = await startServer({
+    port,
+    issuer: `http://localhost:${port}`,
+    clients: FEED_CLIENTS,
+    refresh: { graceSeconds: 0 },
+    revocation: { heartbeatSeconds: 1 },
+    gateway: {
+      routes: [{ prefix: '/api/orders', upstream: `http://127.0.0.1:${(upstream.address() as { port: number }).port}`, audience: 'latchkey' }],
+    },
+  });
+});
+after(async () => {
+  for (const f of feeds) f.close();
+  await srv.close();
+  await new Promise((r) => upstream.close(r));
+});
+
+function feedFor(extra: Partial<Parameters<typeof createRevocationFeed>[0]> = {}): RevocationFeed {
+  const f = createRevocationFeed({ issuer: srv.config.issuer, clientId: FEED_CLIENT.id, clientSecret: FEED_CLIENT.secret, maxLifetimeSeconds: 900, ...extra });
+  feeds.push(f);
+  return f;
+}
+const verifierFor = (feed: RevocationFeed): Verifier =>
+  createVerifier({ issuer: srv.config.issuer, audience: 'latchkey', jwksUri: `${srv.url}/.well-known/jwks.json`, revocation: feed });
+
+const admin = (method: string, path: string, body?: unknown) =>
+  fetch(`${srv.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${ADMIN_KEY}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+
+async function code(v: Verifier, token: string): Promise<string> {
+  try {
+    await v.verify(token);
+    return 'ok';
+  } catch (err) {
+    if (err instanceof VerifyError) return err.code;
+    throw err;
+  }
+}
+
+/** Wait until `v` refuses `token` as revoked; fails after a second. Returns the delay in ms. */
+async function refusedWithin(v: Verifier, token: string, ms = 1000): Promise<number> {
+  const start = Date.now();
+  for (;;) {
+    const c = await code(v, token);
+    if (c === 'revoked') return Date.now() - start;
+    assert.equal(c, 'ok', 'refused for another reason');
+    if (Date.now() - start > ms) assert.fail(`still accepted after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('a subscribed verifier, after each kind of revocation', () => {
+  let feed: RevocationFeed;
+  let v: Verifier;
+  let bystander: string;
+  before(async () => {
+    feed = feedFor();
+    v = verifierFor(feed);
+    await feed.ready();
+    const { email } = await signup(srv);
+    bystander = (await loginTokens(srv, email)).access_token;
+  });
+  const bystanderStillOk = async () => assert.equal(await code(v, bystander), 'ok');
+
+  it('a session revoked (RFC 7009 on its refresh token): its tokens refused, others accepted', async () => {
+    const { email } = await signup(srv);
+    const a = await loginTokens(srv, email);
+    const b = await loginTokens(srv, email);
+    assert.equal(await code(v, a.access_token), 'ok');
+    assert.equal((await form(srv, '/oauth/revoke', { token: a.refresh_token!, client_id: 'latchkey' })).status, 200);
+    await refusedWithin(v, a.access_token);
+    assert.equal(await code(v, b.access_token), 'ok', 'the same user’s other session is untouched');
+    await bystanderStillOk();
+  });
+
+  it('a refresh family killed by reuse detection', async () => {
+    const { email } = await signup(srv);
+    const t = await loginTokens(srv, email);
+    const grant = { grant_type: 'refresh_token', refresh_token: t.refresh_token!, client_id: 'latchkey' };
+    const rotated = await json<{ access_token: string }>(await form(srv, '/oauth/token', grant));
+    assert.equal((await form(srv, '/oauth/token', grant)).status, 400);
+    await refusedWithin(v, t.access_token);
+    await refusedWithin(v, rotated.access_token);
+    await bystanderStillOk();
+  });
+
+  it('every session of a user (sign out everywhere, by an admin)', async () => {
+    const { email, userId } = await signup(srv);
+    const a = await loginTokens(srv, email);
+    const b = await loginTokens(srv, email);
+    assert.equal((await admin('DELETE', `/v1/admin/users/${userId}/sessions`)).status, 200);
+    await refusedWithin(v, a.access_token);
+    await refusedWithin(v, b.access_token);
+    await bystanderStillOk();
+  });
+
+  it('a password change: the other sessions’ tokens refused, the new session’s accepted', async () => {
+    const email = newEmail();
+    const { browser } = await signup(srv, email);
+    const phone = await loginTokens(srv, email);
+    const res = await browser.post('/v1/password', { currentPassword: PASSWORD, newPassword: 'a brand new secret' });
+    assert.equal(res.status, 200);
+    await refusedWithin(v, phone.access_token);
+    const fresh = await json<{ access_token: string }>(
+      await fetch(`${srv.url}/v1/tokens`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email, password: 'a brand new secret' }),
+      }),
+    );
+    assert.equal(await code(v, fresh.access_token), 'ok');
+  });
+
+  it('a user disabled: every token of theirs, whatever the session', async () => {
+    const { email, userId } = await signup(srv);
+    const a = await loginTokens(srv, email);
+    assert.equal((await admin('POST', `/v1/admin/users/${userId}/disable`)).status, 200);
+    await refusedWithin(v, a.access_token);
+    await bystanderStillOk();
+    // enabled again, a new login's token passes: the cutoff is behind it
+    assert.equal((await admin('POST', `/v1/admin/users/${userId}/enable`)).status, 200);
+    assert.equal(await code(v, (await loginTokens(srv, email)).access_token), 'ok');
+  });
+
+  it('roles changed: tokens with the old claims refused; the gateway and the refresh grant mint passing ones at once', async () => {
+    const email = newEmail();
+    const browser = new Client(srv.url);
+    assert.equal((await browser.signup(email)).status, 201);
+    const userId = (await json<{ user: { id: string } }>(await browser.get('/v1/session'))).user.id;
+    const t = await loginTokens(srv, email);
+    const viaGateway = await (await browser.get('/api/orders/x')).text();
+    assert.equal(await code(v, viaGateway), 'ok');
+    assert.equal((await admin('PUT', `/v1/admin/users/${userId}/roles`, { roles: ['support'] })).status, 200);
+    await refusedWithin(v, t.access_token);
+    await refusedWithin(v, viaGateway);
+    // the very next gateway request carries a fresh token with the new roles, and it passes
+    const next = await (await browser.get('/api/orders/x')).text();
+    assert.notEqual(next, viaGateway);
+    assert.deepEqual(decodeJwt(next).roles, ['support']);
+    assert.equal(await code(v, next), 'ok');
+    const refreshed = await json<{ access_token: string }>(
+      await form(srv, '/oauth/token', { grant_type: 'refresh_token', refresh_token: t.refresh_token!, client_id: 'latchkey' }),
+    );
+    assert.equal(await code(v, refreshed.access_token), 'ok');
+    await bystanderStillOk();
+  });
+
+  it('a signing key retired: every token it signed refused, tokens of the next key accepted', async () => {
+    const { email } = await signup(srv);
+    const before = await loginTokens(srv, email);
+    const kid = srv.lk.context.keys.signer().kid;
+    await srv.lk.context.keys.retire(kid);
+    await refusedWithin(v, bystander);
+    await refusedWithin(v, before.access_token);
+    const after = await loginTokens(srv, email);
+    assert.notEqual(JSON.parse(Buffer.from(after.access_token.split('.')[0]!, 'base64url').toString()).kid, kid);
+    // the replacement key was made just now, not pre-published: a verifier whose kid refetch is in its
+    // cooldown (30 s) meets it after that; one with a fresh JWKS and the same feed accepts it at once
+    assert.equal(await code(verifierFor(feed), after.access_token), 'ok');
+  });
+});
+
+/** A TCP relay to the server that a test can cut and restore, as a network partition would. */
+class Relay {
+  private server: NetServer | undefined;
+  private readonly sockets = new Set<Socket>();
+  constructor(
+    readonly port: number,
+    private readonly target: number,
+  ) {}
+  async up(): Promise<void> {
+    this.server = createServer((client) => {
+      const upstreamSocket = connect(this.target, '127.0.0.1');
+      for (const s of [client, upstreamSocket]) {
+        this.sockets.add(s);
+        s.on('close', () => this.sockets.delete(s));
+        s.on('error', () => undefined);
+      }
+      client.pipe(upstreamSocket).pipe(client);
+    });
+    await new Promise<void>((r) => this.server!.listen(this.port, '127.0.0.1', r));
+  }
+  async down(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise((r) => this.server?.close(r));
+  }
+}
+
+describe('when the feed is out of reach', () => {
+  it('a verifier disconnected during a revocation catches up when it reconnects', async () => {
+    const relay = new Relay(await freePort(), srv.config.port);
+    await relay.up();
+    const feed = feedFor({ feedUri: `http://127.0.0.1:${relay.port}/v1/revocations/events`, maxStalenessMs: 60_000 });
+    const v = verifierFor(feed);
+    await feed.ready();
+    const { email } = await signup(srv);
+    const t = await loginTokens(srv, email);
+    assert.equal(await code(v, t.access_token), 'ok');
+    await relay.down();
+    assert.equal((await form(srv, '/oauth/revoke', { token: t.refresh_token!, client_id: 'latchkey' })).status, 200);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(await code(v, t.access_token), 'ok', 'cut off, it has not heard yet');
+    await relay.up();
+    await refusedWithin(v, t.access_token, 8000);
+    await relay.down();
+  });
+
+  it('a fresh verifier gets the snapshot: tokens revoked before it started are refused from the start', async () => {
+    const { email } = await signup(srv);
+    const t = await loginTokens(srv, email);
+    assert.equal((await form(srv, '/oauth/revoke', { token: t.refresh_token!, client_id: 'latchkey' })).status, 200);
+    const feed = feedFor();
+    const v = verifierFor(feed);
+    await feed.ready();
+    assert.equal(await code(v, t.access_token), 'revoked');
+    assert.ok(feed.size > 0);
+  });
+
+  it('cut off past its bound, it fails closed; back in reach, it recovers', async () => {
+    const relay = new Relay(await freePort(), srv.config.port);
+    await relay.up();
+    const feed = feedFor({ feedUri: `http://127.0.0.1:${relay.port}/v1/revocations/events`, maxStalenessMs: 1500 });
+    const v = verifierFor(feed);
+    await feed.ready();
+    const { email } = await signup(srv);
+    const t = await loginTokens(srv, email);
+    assert.equal(await code(v, t.access_token), 'ok');
+    await relay.down();
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.equal(feed.healthy, false);
+    assert.equal(await code(v, t.access_token), 'revocation_unavailable');
+    await relay.up();
+    const deadline = Date.now() + 8000;
+    while (!feed.healthy && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(await code(v, t.access_token), 'ok');
+    await relay.down();
+  });
+
+  it('with fallback "introspect", cut off, it asks the introspection endpoint per token', async () => {
+    const relay = new Relay(await freePort(), srv.config.port);
+    await relay.up();
+    const feed = feedFor({
+      feedUri: `http://127.0.0.1:${relay.port}/v1/revocations/events`,
+      maxStalenessMs: 1000,
+      fallback: 'introspect',
+      introspectionEndpoint: `${srv.url}/oauth/introspect`,
+    });
+    const v = verifierFor(feed);
+    await feed.ready();
+    const { email } = await signup(srv);
+    const live = await loginTokens(srv, email);
+    const dead = await loginTokens(srv, email);
+    await relay.down();
+    assert.equal((await form(srv, '/oauth/revoke', { token: dead.refresh_token!, client_id: 'latchkey' })).status, 200);
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(feed.healthy, false);
+    assert.equal(await code(v, live.access_token), 'ok');
+    assert.equal(await code(v, dead.access_token), 'revoked');
+  });
+
+  it('the feed refuses a subscriber without valid credentials', async () => {
+    const feed = feedFor({ clientSecret: 'not-the-secret-not-the-secret-not-the' });
+    await assert.rejects(feed.ready(3000), /HTTP 401/);
+    assert.equal(feed.healthy, false);
+    const v = verifierFor(feed);
+    const { email } = await signup(srv);
+    assert.equal(await code(v, (await loginTokens(srv, email)).access_token), 'revocation_unavailable');
+  });
+});

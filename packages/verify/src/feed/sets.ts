@@ -1,0 +1,101 @@
+/**
+ * Security Event Tokens from latchkey's revocation feed (docs/revocation.md):
+ * verified as strictly as an access token (algorithm from the key, typ
+ * `secevent+jwt`, iss exact, iat required), then read into what the
+ * revocation list needs.
+ */
+import type { Backend } from '../crypto/backend.js';
+import { VerifyError } from '../errors.js';
+import { parseHeader, split } from '../jws/compact.js';
+import type { KeyStore } from '../keys/store.js';
+import type { Algorithm } from '../types.js';
+
+const CAEP = 'https://schemas.openid.net/secevent/caep/event-type/';
+export const SESSION_REVOKED = `${CAEP}session-revoked`;
+export const CLAIMS_CHANGE = `${CAEP}token-claims-change`;
+export const CREDENTIAL_CHANGE = `${CAEP}credential-change`;
+export const KEY_REVOKED = 'urn:latchkey:event-type:signing-key-revoked';
+
+/** A SET is small; anything larger is not one of ours. */
+const MAX_SET_BYTES = 8192;
+
+/** What one SET asks of a verifier. */
+export type Revocation =
+  | { kind: 'session'; sid: string; at: number }
+  | { kind: 'subject'; sub: string; issuedBefore: number; at: number }
+  | { kind: 'key'; kid: string; at: number }
+  | { kind: 'none'; at: number };
+
+const isSetType = (typ: string) => {
+  const t = typ.toLowerCase();
+  return t === 'secevent+jwt' || t === 'application/secevent+jwt';
+};
+
+/** Verify a SET's signature with `keys` (one refetch for an unknown kid) and return its claims. */
+export async function verifySet(
+  set: string,
+  opts: { issuer: string; keys: KeyStore; backend: Backend; accepted: ReadonlySet<Algorithm> },
+): Promise<Record<string, unknown>> {
+  if (set.length > MAX_SET_BYTES) throw new VerifyError('too_large');
+  const seg = split(set);
+  const header = parseHeader(seg.header, opts.backend, opts.accepted, isSetType);
+  let key = opts.keys.keys.get(header.kid);
+  if (key === undefined) {
+    await opts.keys.refresh(Date.now());
+    key = opts.keys.keys.get(header.kid);
+    if (key === undefined) throw new VerifyError('unknown_key');
+  }
+  if (header.alg !== key.alg) throw new VerifyError('bad_algorithm');
+  if (seg.signature.length === 0) throw new VerifyError('bad_signature', 'no signature');
+  const ok = await opts.backend.verify(key.alg, key.handle, set.slice(0, seg.dot2), seg.signature, key.sigBytes);
+  if (!ok) throw new VerifyError('bad_signature');
+  const text = opts.backend.text(seg.payload);
+  if (text === undefined) throw new VerifyError('malformed', 'payload not UTF-8');
+  let claims: unknown;
+  try {
+    claims = JSON.parse(text);
+  } catch {
+    throw new VerifyError('malformed', 'payload not JSON');
+  }
+  if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) throw new VerifyError('malformed');
+  const c = claims as Record<string, unknown>;
+  if (c.iss !== opts.issuer) throw new VerifyError('wrong_issuer');
+  if (typeof c.iat !== 'number' || !Number.isFinite(c.iat)) throw new VerifyError('malformed', 'iat');
+  if (typeof c.events !== 'object' || c.events === null || Array.isArray(c.events)) throw new VerifyError('malformed', 'events');
+  return c;
+}
+
+const obj = (v: unknown): Record<string, unknown> | undefined =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+const str = (v: unknown): string | undefined => (typeof v === 'string' && v.length > 0 && v.length <= 256 ? v : undefined);
+const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+
+/** The revocations a verified SET carries (unknown event types and other issuers' subjects: none). */
+export function revocationsOf(claims: Record<string, unknown>, issuer: string): Revocation[] {
+  const events = obj(claims.events)!;
+  const subId = obj(claims.sub_id);
+  const out: Revocation[] = [];
+  for (const [type, body] of Object.entries(events)) {
+    const ev = obj(body) ?? {};
+    const at = num(ev.event_timestamp) ?? (claims.iat as number);
+    // the cutoff: latchkey's exact one, or the event time (other transmitters)
+    const issuedBefore = num(ev.tokens_issued_before) ?? at;
+    const user = subId?.format === 'iss_sub' ? subId : obj(subId?.user);
+    const sub = user?.format === 'iss_sub' && user.iss === issuer ? str(user.sub) : undefined;
+    if (type === SESSION_REVOKED) {
+      const session = obj(subId?.session);
+      const sid = subId?.format === 'complex' && session?.format === 'opaque' ? str(session.id) : undefined;
+      if (sid !== undefined) out.push({ kind: 'session', sid, at });
+      else if (subId?.format === 'iss_sub' && sub !== undefined) out.push({ kind: 'subject', sub, issuedBefore, at });
+    } else if (type === CLAIMS_CHANGE) {
+      if (sub !== undefined) out.push({ kind: 'subject', sub, issuedBefore, at });
+    } else if (type === KEY_REVOKED) {
+      const kid = subId?.format === 'opaque' ? str(subId.id) : undefined;
+      if (kid !== undefined) out.push({ kind: 'key', kid, at });
+    } else if (type === CREDENTIAL_CHANGE) {
+      // informational: the sessions it ended arrive as their own session-revoked events
+      out.push({ kind: 'none', at });
+    }
+  }
+  return out;
+}
