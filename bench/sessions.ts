@@ -170,7 +170,7 @@ async function main() {
       for (const r of routes) {
         const xs = byRoute[r]!;
         const rps = median(xs.map((x) => x.rps));
-        lines.push(`| ${conns} | ${r === 'bare' ? 'no auth' : r === 'session' ? 'latchkey session cookie' : 'naive SQLite lookup'} | ${Math.round(rps)} | ${median(xs.map((x) => x.p50))} | ${median(xs.map((x) => x.p99))} | ${(rps / bare).toFixed(2)} |`);
+        lines.push(`| ${conns} | ${r === 'bare' ? 'no auth' : r === 'session' ? 'latchkey session cookie' : 'naive SQLite lookup'} | ${Math.round(rps)} | ${+median(xs.map((x) => x.p50)).toFixed(2)} | ${+median(xs.map((x) => x.p99)).toFixed(2)} | ${(rps / bare).toFixed(2)} |`);
       }
     }
     lines.push(

@@ -162,7 +162,8 @@ describe('gateway', () => {
     const elapsed = Date.now() - t;
     assert.equal(res.status, 504);
     assert.equal((await json(res)).code, 'upstream_timeout');
-    assert.ok(elapsed >= 450 && elapsed < 3000, `took ${elapsed} ms`);
+    // the route's timeout is 500 ms: answered then, not at the next tick of a coarse timer
+    assert.ok(elapsed >= 450 && elapsed < 900, `took ${elapsed} ms`);
   });
 
   it('answers 502 when the upstream is down', async () => {

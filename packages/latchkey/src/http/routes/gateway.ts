@@ -63,6 +63,11 @@ async function routeScope(app: FastifyInstance, ctx: Context, gateway: GatewayTo
     const rawUrl = request.raw.url ?? '/';
     const rest = rawUrl.slice(route.prefix.length);
     const source = basePath + (rest.startsWith('/') ? rest : `/${rest}`);
+    // undici's own timeouts tick coarsely (a 500 ms one fires after about a second): this one is on time
+    const timer = setTimeout(() => {
+      if (!reply.sent) sendProblem(reply, problem(504, 'upstream_timeout', `the upstream did not answer within ${route.timeoutMs} ms`));
+    }, route.timeoutMs);
+    reply.raw.once('close', () => clearTimeout(timer));
     return reply.from(source, {
       retriesCount: 0,
       timeout: route.timeoutMs,
@@ -85,7 +90,16 @@ async function routeScope(app: FastifyInstance, ctx: Context, gateway: GatewayTo
         delete out['set-cookie'];
         return out;
       },
+      onResponse: (_req, rep, res) => {
+        clearTimeout(timer);
+        const stream = (res as unknown as { stream: NodeJS.ReadableStream & { destroy(): void } }).stream;
+        // too late: the 504 has gone out
+        if (rep.sent) stream.destroy();
+        else void rep.send(stream);
+      },
       onError: (r, { error }) => {
+        clearTimeout(timer);
+        if ((r as unknown as FastifyReply).sent) return;
         const code = (error as { code?: string }).code ?? '';
         const timedOut = code.includes('TIMEOUT') || (error as { statusCode?: number }).statusCode === 504;
         const rep = r as unknown as FastifyReply;
