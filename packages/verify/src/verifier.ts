@@ -10,7 +10,7 @@
  * in a promise so every runtime sees one API.
  */
 import { loadBackend, type Backend, type BackendChoice } from './crypto/backend.js';
-import { TokenCache } from './cache.js';
+import { fingerprint, TokenCache } from './cache.js';
 import { VerifyError } from './errors.js';
 import { parseHeader, split, type Segments } from './jws/compact.js';
 import { checkClaims, type ClaimRules } from './jwt/claims.js';
@@ -101,10 +101,11 @@ class TokenVerifier implements Verifier {
     const now = Date.now();
     const cache = this.cache;
     if (cache !== undefined) {
-      const e = cache.get(token);
+      const fp = fingerprint(token);
+      const e = cache.get(token, fp);
       if (e !== undefined) {
         if (now >= e.expiresAtMs) {
-          cache.delete(token);
+          cache.delete(token, fp);
           throw new VerifyError('expired');
         }
         const keys = this.keys;
@@ -117,7 +118,7 @@ class TokenVerifier implements Verifier {
           return e.claims;
         }
         // its key left the JWKS, or the keys are too stale: verify afresh (and refuse, or fail closed)
-        cache.delete(token);
+        cache.delete(token, fp);
       }
     }
     const backend = this.backend;
@@ -206,7 +207,12 @@ class TokenVerifier implements Verifier {
         return p.then(() => claims);
       }
     }
-    this.cache?.set({ token, claims, header, key, expiresAtMs: (claims.exp + this.s.clockTolerance) * 1000 });
+    // cached from its second verification on (see cache.ts)
+    const cache = this.cache;
+    if (cache !== undefined) {
+      const fp = fingerprint(token);
+      if (cache.admit(fp)) cache.set({ token, claims, header, key, expiresAtMs: (claims.exp + this.s.clockTolerance) * 1000 }, fp);
+    }
     return claims;
   }
 

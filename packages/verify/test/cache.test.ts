@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { TokenCache } from '../src/cache.js';
+import { fingerprint, TokenCache } from '../src/cache.js';
 import { createRevocationList, createVerifier, type AccessTokenClaims, type RevocationSource, type TokenHeader } from '../src/index.js';
 import { jwksOf, newKey, now, rejection, sleep, token } from './helpers.js';
 
@@ -16,9 +16,12 @@ describe('verified-token cache', () => {
     const k = newKey('EdDSA');
     const v = createVerifier({ issuer: ISSUER, audience: AUD, jwks: jwksOf(k) });
     const t = token(k, ISSUER, AUD, { roles: ['admin'] });
-    const a = await v.verify(t);
-    const b = await v.verify(Buffer.from(t).toString('latin1')); // an equal string, as from another request
+    const first = await v.verify(t);
+    const a = await v.verify(Buffer.from(t).toString('latin1')); // an equal string, as from another request
+    const b = await v.verify(Buffer.from(t).toString('latin1'));
+    assert.notEqual(first, a, 'admitted on its second verification, not its first');
     assert.equal(a, b);
+    assert.ok(Object.isFrozen(first));
     assert.ok(Object.isFrozen(a) && Object.isFrozen(a.roles));
     assert.throws(() => {
       (a as { sub: string }).sub = 'u_admin';
@@ -43,6 +46,7 @@ describe('verified-token cache', () => {
     const v = createVerifier({ issuer: ISSUER, audience: AUD, jwks: jwksOf(k), clockTolerance: 0 });
     const t = token(k, ISSUER, AUD, { exp: now() + 1 });
     await v.verify(t);
+    await v.verify(t); // cached from here
     await sleep(2050);
     assert.equal((await rejection(v.verify(t))).code, 'expired');
   });
@@ -68,6 +72,7 @@ describe('verified-token cache', () => {
     const v = createVerifier({ issuer: ISSUER, audience: AUD, jwks: jwksOf(k), revocation });
     const t = token(k, ISSUER, AUD);
     await v.verify(t);
+    await v.verify(t); // cached from here
     revocation.healthy = false;
     const err = await rejection(v.verify(t));
     assert.equal(err.code, 'revocation_unavailable');
@@ -106,30 +111,59 @@ describe('verified-token cache', () => {
     assert.equal((await rejection(v.verify(t))).detail, 'key');
   });
 
+  it('admits a token on its second sight, within the doorkeeper\'s horizon', () => {
+    const c = new TokenCache(4);
+    assert.equal(c.admit(fingerprint('a.b.AAAAAAAA')), false);
+    assert.equal(c.admit(fingerprint('a.b.AAAAAAAA')), true);
+    assert.equal(c.admit(fingerprint('a.b.AAAAAAAA')), true);
+    // first sights of others push it out: 4 to 8 later, it is a stranger again
+    const fps = Array.from({ length: 8 }, (_, i) => fingerprint(`a.b.${'BCDEFGHI'[i]}xxxxx`));
+    assert.equal(new Set(fps).size, 8);
+    assert.equal(c.admit(fingerprint('a.b.ZZZZZZZZ')), false);
+    for (const fp of fps) assert.equal(c.admit(fp), false);
+    assert.equal(c.admit(fingerprint('a.b.ZZZZZZZZ')), false, 'forgotten after 2 x maxEntries other first sights');
+  });
+
+  it('a token used once never enters the cache; a token used again does', async () => {
+    const k = newKey('ES256');
+    const v = createVerifier({ issuer: ISSUER, audience: AUD, jwks: jwksOf(k) });
+    const cache = (v as unknown as { cache: TokenCache }).cache;
+    for (let i = 0; i < 20; i++) await v.verify(token(k, ISSUER, AUD));
+    assert.equal(cache.size, 0);
+    const t = token(k, ISSUER, AUD);
+    await v.verify(t);
+    await v.verify(t);
+    assert.equal(cache.size, 1);
+  });
+
   it('is bounded: the oldest entries go first', () => {
     const c = new TokenCache(3);
     const put = (token: string) => c.set({ token, claims: {} as AccessTokenClaims, header: {} as TokenHeader, key: {} as never, expiresAtMs: Date.now() + 60_000 });
-    const has = (token: string) => c.get(token) !== undefined;
-    for (const t of ['a', 'b', 'c', 'd']) put(t);
+    const has = (token: string) => c.get(token, fingerprint(token)) !== undefined;
+    const [a, b, cc, d, e, f] = ['a', 'b', 'c', 'd', 'e', 'f'].map((x) => `h.p.${x.repeat(8)}`) as [string, string, string, string, string, string];
+    for (const t of [a, b, cc, d]) put(t);
     assert.equal(c.size, 3);
-    assert.ok(!has('a') && has('b') && has('d'));
-    c.delete('c');
-    put('b'); // present: no new slot
-    put('e'); // evicts b, the oldest slot
-    put('f'); // the slot of c, already gone
-    assert.deepEqual(['b', 'c', 'd', 'e', 'f'].map(has), [false, false, true, true, true]);
-    for (let i = 0; i < 1000; i++) put(`t${i}`);
+    assert.ok(!has(a) && has(b) && has(d));
+    c.delete(cc);
+    put(b); // present: no new slot
+    put(e); // evicts b, the oldest slot
+    put(f); // the slot of c, already gone
+    assert.deepEqual([b, cc, d, e, f].map(has), [false, false, true, true, true]);
+    for (let i = 0; i < 1000; i++) put(`h.p.${i.toString(36).padStart(6, 'x')}x`);
     assert.equal(c.size, 3);
   });
 
-  it('a hit is the exact token: one with the same tail is a miss', () => {
+  it('a hit is the exact token: one with the same fingerprint is a miss', () => {
     const c = new TokenCache(10);
     const tail = 'S'.repeat(43);
-    c.set({ token: `header.payload.${tail}`, claims: {} as AccessTokenClaims, header: {} as TokenHeader, key: {} as never, expiresAtMs: Date.now() + 60_000 });
-    assert.ok(c.get(`header.payload.${tail}`));
-    assert.equal(c.get(`header.PAYLOAD.${tail}`), undefined);
+    const t = `header.payload.${tail}`;
+    const get = (x: string) => c.get(x, fingerprint(x));
+    assert.equal(fingerprint(`header.PAYLOAD.${tail}`), fingerprint(t));
+    c.set({ token: t, claims: {} as AccessTokenClaims, header: {} as TokenHeader, key: {} as never, expiresAtMs: Date.now() + 60_000 });
+    assert.ok(get(t));
+    assert.equal(get(`header.PAYLOAD.${tail}`), undefined);
     c.delete(`other.payload.${tail}`);
-    assert.ok(c.get(`header.payload.${tail}`), 'deleting another token with that tail leaves the entry');
+    assert.ok(get(t), 'deleting another token with that fingerprint leaves the entry');
   });
 
   it('a flood of distinct valid tokens never grows the cache past its bound', async () => {
@@ -137,7 +171,12 @@ describe('verified-token cache', () => {
     const v = createVerifier({ issuer: ISSUER, audience: AUD, jwks: jwksOf(k), cache: { maxEntries: 50 } });
     const first = token(k, ISSUER, AUD);
     await v.verify(first);
-    for (let i = 0; i < 200; i++) await v.verify(token(k, ISSUER, AUD));
+    await v.verify(first);
+    for (let i = 0; i < 200; i++) {
+      const t = token(k, ISSUER, AUD);
+      await v.verify(t);
+      await v.verify(t); // seen twice: cached
+    }
     // still correct after eviction: the evicted token verifies again from scratch
     assert.equal((await v.verify(first)).aud, AUD);
     const cache = (v as unknown as { cache: TokenCache }).cache;

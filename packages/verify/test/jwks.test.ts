@@ -143,6 +143,8 @@ describe('unknown kids', () => {
     const { s, v } = await setup([k], { jwksCache: { cooldown: 0.1 } }, (srv) => (srv.cacheControl = 'max-age=1'));
     const t = token(k, s.issuer, AUD);
     await v.verify(t);
+    await v.verify(t); // cached from its second verification
+    assert.equal((v as unknown as { cache: { size: number } }).cache.size, 1);
     s.keys = [newKey('EdDSA')];
     await sleep(1100);
     await v.verify(t).catch(() => undefined); // stale: this one may still pass while the refresh runs
@@ -158,6 +160,7 @@ describe('JWKS endpoint down', () => {
       const { s, v } = await setup([k], { jwksCache: { cooldown: 0.2, maxStale: 1.5 } }, (srv) => (srv.cacheControl = 'max-age=1'));
       const cached = token(k, s.issuer, AUD);
       await v.verify(cached);
+      await v.verify(cached); // cached from its second verification
       const loadedAt = Date.now();
       s.mode = mode;
       await sleep(1200);
