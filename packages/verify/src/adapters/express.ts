@@ -28,32 +28,32 @@ export function requireToken(
   requirements?: Requirements,
 ): (req: IncomingMessage & { claims?: AccessTokenClaims }, res: ServerResponse, next: Next) => void {
   const need = requirement(requirements);
+  // no closure is made per request unless the verification has to wait (keys to fetch, introspection)
   return (req, res, next) => {
-    let token: string;
-    try {
-      token = bearerToken(req.headers.authorization);
-    } catch (err) {
-      return refuse(err, res, next);
-    }
-    const pass = (claims: AccessTokenClaims): void => {
-      try {
-        authorize(claims, need);
-      } catch (err) {
-        return refuse(err, res, next);
-      }
-      req.claims = claims;
-      next();
-    };
     let result: AccessTokenClaims | Promise<AccessTokenClaims>;
     try {
       // synchronous when it can be: a token seen before costs no promise
-      result = verifier.verifyNow(token);
+      result = verifier.verifyNow(bearerToken(req.headers.authorization));
     } catch (err) {
       return refuse(err, res, next);
     }
-    if (result instanceof Promise) result.then(pass, (err: unknown) => refuse(err, res, next));
-    else pass(result);
+    if (result instanceof Promise) {
+      result.then(
+        (claims) => pass(claims, req, res, next),
+        (err: unknown) => refuse(err, res, next),
+      );
+    } else pass(result, req, res, next);
   };
+
+  function pass(claims: AccessTokenClaims, req: IncomingMessage & { claims?: AccessTokenClaims }, res: ServerResponse, next: Next): void {
+    try {
+      authorize(claims, need);
+    } catch (err) {
+      return refuse(err, res, next);
+    }
+    req.claims = claims;
+    next();
+  }
 
   function refuse(err: unknown, res: ServerResponse, next: Next): void {
     // anything but a refusal is a bug: Express's error handler answers 500

@@ -34,31 +34,30 @@ export function tokenHook(
     const r = refusal(err, need);
     void reply.code(r.status).headers(r.headers).send(r.body);
   };
-  return (request, reply, done) => {
-    let token: string;
+  const pass = (claims: AccessTokenClaims, request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void => {
     try {
-      token = bearerToken(request.headers.authorization);
+      authorize(claims, need);
     } catch (err) {
       return refuse(err, reply, done);
     }
-    const pass = (claims: AccessTokenClaims): void => {
-      try {
-        authorize(claims, need);
-      } catch (err) {
-        return refuse(err, reply, done);
-      }
-      request.claims = claims;
-      done();
-    };
+    request.claims = claims;
+    done();
+  };
+  // no closure is made per request unless the verification has to wait (keys to fetch, introspection)
+  return (request, reply, done) => {
     let result: AccessTokenClaims | Promise<AccessTokenClaims>;
     try {
       // synchronous when it can be: a token seen before costs no promise
-      result = verifier.verifyNow(token);
+      result = verifier.verifyNow(bearerToken(request.headers.authorization));
     } catch (err) {
       return refuse(err, reply, done);
     }
-    if (result instanceof Promise) result.then(pass, (err: unknown) => refuse(err, reply, done));
-    else pass(result);
+    if (result instanceof Promise) {
+      result.then(
+        (claims) => pass(claims, request, reply, done),
+        (err: unknown) => refuse(err, reply, done),
+      );
+    } else pass(result, request, reply, done);
   };
 }
 

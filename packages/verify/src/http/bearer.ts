@@ -39,6 +39,8 @@ export function requirement(r: Requirements = {}): Requirement {
   return { scopes: list(r.scope, 'scope'), roles: list(r.roles, 'roles'), realm: r.realm };
 }
 
+const BEARER = /^bearer /i;
+
 /** token68 (RFC 7235 §2.1). */
 const TOKEN68 = /^[A-Za-z0-9\-._~+/]+=*$/;
 
@@ -49,8 +51,8 @@ const TOKEN68 = /^[A-Za-z0-9\-._~+/]+=*$/;
  */
 export function bearerToken(authorization: string | null | undefined): string {
   if (typeof authorization !== 'string' || authorization.length < 7) throw new VerifyError('missing_token');
-  const sp = authorization.indexOf(' ');
-  if (sp !== 6 || authorization.slice(0, 6).toLowerCase() !== 'bearer') throw new VerifyError('missing_token');
+  // the scheme is case-insensitive (RFC 7235 §2.1); the usual spelling is checked without allocating
+  if (!authorization.startsWith('Bearer ') && !BEARER.test(authorization)) throw new VerifyError('missing_token');
   const token = authorization.slice(7).trim();
   if (!TOKEN68.test(token)) throw new VerifyError('malformed', 'not a bearer token');
   return token;
