@@ -5,8 +5,8 @@
  * process's CPU time. Prints its port.
  */
 import Fastify from 'fastify';
-import { createVerifier } from '../packages/verify/src/index.js';
-import { latchkeyAuth } from '../packages/verify/src/adapters/fastify.js';
+import { createVerifier } from '@latchkey/verify';
+import { latchkeyAuth } from '@latchkey/verify/fastify';
 
 const verifier = createVerifier({
   issuer: process.env.VERIFY_ISSUER!,
