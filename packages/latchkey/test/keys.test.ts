@@ -240,6 +240,12 @@ describe('latchkey keys (CLI against a running server)', () => {
     const r = await cli(['retire', 'nosuchkid', ...dataDir()]);
     assert.equal(r.code, 1);
     assert.match(r.out, /no key nosuchkid/);
+    // kids are base64url and may begin with '-': read as the kid, not as an option
+    for (const args of [['retire', '-Gkpq_Nx', ...dataDir()], ['retire', ...dataDir(), '--', '-Gkpq_Nx']]) {
+      const d = await cli(args);
+      assert.equal(d.code, 1, d.out);
+      assert.match(d.out, /no key -Gkpq_Nx/);
+    }
     assert.equal((await cli([...dataDir()])).code, 2);
   });
 });

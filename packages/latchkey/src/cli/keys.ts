@@ -16,6 +16,9 @@ const USAGE = `  latchkey keys list [--json]
   latchkey keys retire <kid>
 `;
 
+/** The flags `keys` takes; anchored, no backtracking. */
+const FLAG = /^--(port|host|data-dir|config|now|json)(=|$)/;
+
 const iso = (t: number | null) => (t === null ? '-' : new Date(t * 1000).toISOString().replace('.000Z', 'Z'));
 
 function table(keys: KeyView[]): string {
@@ -34,8 +37,13 @@ export async function keysCommand(args: string[]): Promise<number> {
     process.stderr.write(`latchkey: keys needs a subcommand\n\nUsage:\n${USAGE}`);
     return 2;
   }
+  // a kid is base64url and may begin with '-': after `retire` the first argument is the kid unless it is one
+  // of the flags (`latchkey keys retire -- <kid>` works too)
+  let kidArg: string | undefined;
+  if (sub === 'retire' && rest[0] !== undefined && rest[0] !== '--' && !FLAG.test(rest[0])) kidArg = rest.shift();
   const flags = configFlags(rest, { now: { type: 'boolean' }, json: { type: 'boolean' } });
-  const { config, positionals } = flags;
+  const { config } = flags;
+  const positionals = kidArg === undefined ? flags.positionals : [kidArg, ...flags.positionals];
   const values = flags.values as { now?: boolean; json?: boolean };
   const store = new SqliteStore({ filename: join(resolve(config.dataDir), 'latchkey.sqlite') });
   try {
