@@ -4,11 +4,12 @@
  * real JWKS server; every valid token accepted.
  */
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { createVerifier, VerifyError, type Verifier } from '../src/index.js';
 import { createVerifierWithBackend } from '../src/verifier.js';
 import { catalogue, validTokens } from './catalogue.js';
-import { ALGS, jwksOf, KeyServer, newKey, now, rejection, token } from './helpers.js';
+import { ALGS, jwksOf, KeyServer, newKey, now, rejection, token, type TestKey } from './helpers.js';
 
 const ISSUER = 'https://auth.example.com';
 const AUD = 'orders';
@@ -108,6 +109,23 @@ describe('the algorithm comes from the key', () => {
     assert.throws(() => createVerifier({ issuer: ISSUER, audience: AUD, jwks }), /no usable key/);
     const v = createVerifier({ issuer: ISSUER, audience: AUD, jwks: { keys: [...jwks.keys, newKey('EdDSA').jwk] } });
     for (const k of [ed, rs, es, es2]) assert.equal((await rejection(v.verify(token(k, ISSUER, AUD)))).code, 'unknown_key', k.alg);
+  });
+
+  it('RS256 with 2048-, 3072- and 4096-bit keys in one process: every signature size verifies, a tampered one is refused', async () => {
+    const rsa = (bits: number, kid: string): TestKey => {
+      const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: bits });
+      return { kid, alg: 'RS256', key: privateKey, publicKey, jwk: { ...(publicKey.export({ format: 'jwk' }) as Record<string, string>), kid, alg: 'RS256', use: 'sig' } };
+    };
+    const keys = [newKey('RS256'), rsa(4096, 'rsa-4096'), rsa(3072, 'rsa-3072')];
+    const v = createVerifier({ issuer: ISSUER, audience: AUD, jwks: jwksOf(...keys), cache: false });
+    // larger signatures after smaller ones and back: the node backend's scratch area grows in between
+    for (const k of [...keys, ...keys]) {
+      const t = token(k, ISSUER, AUD);
+      assert.equal((await v.verify(t)).aud, AUD);
+      const sig = t.slice(t.lastIndexOf('.') + 1);
+      const flipped = t.slice(0, -sig.length) + (sig[0] === 'A' ? 'B' : 'A') + sig.slice(1);
+      assert.equal((await rejection(v.verify(flipped))).code, 'bad_signature');
+    }
   });
 
   it('infers the algorithm of a JWK without alg from its type and curve', async () => {

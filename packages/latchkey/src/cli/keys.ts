@@ -13,7 +13,7 @@ import { configFlags } from './main.js';
 
 const USAGE = `  latchkey keys list [--json]
   latchkey keys rotate [--now]
-  latchkey keys retire <kid>
+  latchkey keys retire [--] <kid>
 `;
 
 /** The flags `keys` takes; anchored, no backtracking. */
