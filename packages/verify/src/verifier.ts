@@ -12,7 +12,7 @@
 import { loadBackend, type Backend, type BackendChoice } from './crypto/backend.js';
 import { fingerprint, TokenCache } from './cache.js';
 import { VerifyError } from './errors.js';
-import { parseHeader, split, type Segments } from './jws/compact.js';
+import { checkCompact, parseHeader } from './jws/compact.js';
 import { checkClaims, type ClaimRules } from './jwt/claims.js';
 import type { VerifyKey } from './keys/jwk.js';
 import { KeyStore, remoteLoader, staticLoader } from './keys/store.js';
@@ -47,6 +47,9 @@ class TokenVerifier implements Verifier {
   private readonly cache: TokenCache | undefined;
   private readonly revocation: RevocationSource | undefined;
   private readonly headers = new Map<string, TokenHeader>();
+  /** The header segment of the last token that got past parsing, and its header. */
+  private lastSegment = '';
+  private lastHeader: TokenHeader | undefined;
   private readonly backendP: Promise<Backend>;
   private backend: Backend | undefined;
 
@@ -100,8 +103,9 @@ class TokenVerifier implements Verifier {
     if (token.length > this.s.maxTokenBytes) throw new VerifyError('too_large');
     const now = Date.now();
     const cache = this.cache;
+    let fp = 0;
     if (cache !== undefined) {
-      const fp = fingerprint(token);
+      fp = fingerprint(token);
       const e = cache.get(token, fp);
       if (e !== undefined) {
         if (now >= e.expiresAtMs) {
@@ -122,25 +126,37 @@ class TokenVerifier implements Verifier {
       }
     }
     const backend = this.backend;
-    if (backend === undefined) return this.backendP.then((b) => this.full(token, b));
-    return this.full(token, backend);
+    if (backend === undefined) return this.backendP.then((b) => this.full(token, fp, b, Date.now()));
+    return this.full(token, fp, backend, now);
   }
 
-  private full(token: string, backend: Backend): AccessTokenClaims | Promise<AccessTokenClaims> {
-    const seg = split(token);
-    const header = this.header(seg.header, backend);
-    const key = this.key(header.kid, Date.now());
-    if (key instanceof Promise) return key.then((k) => this.signature(token, seg, header, k, backend));
-    return this.signature(token, seg, header, key, backend);
+  /**
+   * A verification in full. The token is never cut into segment strings but
+   * for its payload: the header is recognised in place, and the backend
+   * reads the signing input and signature from the token itself.
+   */
+  private full(token: string, fp: number, backend: Backend, now: number): AccessTokenClaims | Promise<AccessTokenClaims> {
+    const dot1 = token.indexOf('.');
+    const dot2 = checkCompact(token, dot1);
+    const header = this.header(token, dot1, backend);
+    const key = this.key(header.kid, now);
+    if (key instanceof Promise) return key.then((k) => this.signature(token, fp, dot1, dot2, header, k, backend, Date.now()));
+    return this.signature(token, fp, dot1, dot2, header, key, backend, now);
   }
 
-  private header(segment: string, backend: Backend): TokenHeader {
+  /** The header of token[0, dot1): the last one seen is recognised by comparison, others parsed once each. */
+  private header(token: string, dot1: number, backend: Backend): TokenHeader {
+    const last = this.lastHeader;
+    if (last !== undefined && dot1 === this.lastSegment.length && token.startsWith(this.lastSegment)) return last;
+    const segment = token.slice(0, dot1);
     let h = this.headers.get(segment);
     if (h === undefined) {
       h = parseHeader(segment, backend, this.s.accepted);
       if (this.headers.size >= HEADER_CACHE_SIZE) this.headers.clear();
       this.headers.set(segment, h);
     }
+    this.lastSegment = segment;
+    this.lastHeader = h;
     return h;
   }
 
@@ -172,33 +188,38 @@ class TokenVerifier implements Verifier {
 
   private signature(
     token: string,
-    seg: Segments,
+    fp: number,
+    dot1: number,
+    dot2: number,
     header: TokenHeader,
     key: VerifyKey,
     backend: Backend,
+    now: number,
   ): AccessTokenClaims | Promise<AccessTokenClaims> {
     // the key fixes the algorithm; a header naming another one is refused, never followed
     if (header.alg !== key.alg) throw new VerifyError('bad_algorithm', `header ${header.alg}, key ${key.alg}`);
-    if (seg.signature.length === 0) throw new VerifyError('bad_signature', 'no signature');
-    const ok = backend.verify(key.alg, key.handle, token.slice(0, seg.dot2), seg.signature, key.sigBytes);
-    if (ok === true) return this.accept(token, seg, header, key, backend);
+    if (dot2 === token.length - 1) throw new VerifyError('bad_signature', 'no signature');
+    const ok = backend.verify(key.alg, key.handle, token, dot2, key.sigBytes);
+    if (ok === true) return this.accept(token, fp, dot1, dot2, header, key, backend, now);
     if (ok === false) throw new VerifyError('bad_signature');
     return ok.then((v) => {
       if (!v) throw new VerifyError('bad_signature');
-      return this.accept(token, seg, header, key, backend);
+      return this.accept(token, fp, dot1, dot2, header, key, backend, Date.now());
     });
   }
 
   private accept(
     token: string,
-    seg: Segments,
+    fp: number,
+    dot1: number,
+    dot2: number,
     header: TokenHeader,
     key: VerifyKey,
     backend: Backend,
+    now: number,
   ): AccessTokenClaims | Promise<AccessTokenClaims> {
-    const text = backend.text(seg.payload);
+    const text = backend.text(token.slice(dot1 + 1, dot2));
     if (text === undefined) throw new VerifyError('malformed', 'payload not UTF-8');
-    const now = Date.now();
     const claims = checkClaims(text, this.rules, now);
     if (this.revocation !== undefined) {
       const p = this.checkRevocation(token, claims, header);
@@ -209,9 +230,8 @@ class TokenVerifier implements Verifier {
     }
     // cached from its second verification on (see cache.ts)
     const cache = this.cache;
-    if (cache !== undefined) {
-      const fp = fingerprint(token);
-      if (cache.admit(fp)) cache.set({ token, claims, header, key, expiresAtMs: (claims.exp + this.s.clockTolerance) * 1000 }, fp);
+    if (cache !== undefined && cache.admit(fp)) {
+      cache.set({ token, claims, header, key, expiresAtMs: (claims.exp + this.s.clockTolerance) * 1000 }, fp);
     }
     return claims;
   }

@@ -128,6 +128,28 @@ describe('the algorithm comes from the key', () => {
     }
   });
 
+  it('recognises the last header only when it is the same text: kids of one length, headers that share a prefix', async () => {
+    // the verifier answers a header equal to the last one without parsing it again; anything else is parsed
+    const a = newKey('ES256');
+    const b = { ...newKey('ES256') };
+    b.kid = a.kid.slice(0, -1) + (a.kid.endsWith('A') ? 'B' : 'A'); // same length, last character differs
+    b.jwk = { ...b.jwk, kid: b.kid };
+    const v = createVerifier({ issuer: ISSUER, audience: AUD, jwks: jwksOf(a, b), cache: false });
+    const ta = token(a, ISSUER, AUD);
+    const tb = token(b, ISSUER, AUD);
+    assert.equal(ta.indexOf('.'), tb.indexOf('.'));
+    assert.notEqual(ta.slice(0, ta.indexOf('.')), tb.slice(0, tb.indexOf('.')));
+    for (const t of [ta, tb, tb, ta, ta, tb]) assert.equal((await v.verify(t)).aud, AUD);
+    // b's header on a's signed content, right after a's token: the kid is b's, so a's signature does not verify
+    const swapped = tb.slice(0, tb.indexOf('.')) + ta.slice(ta.indexOf('.'));
+    await v.verify(ta);
+    assert.equal((await rejection(v.verify(swapped))).code, 'bad_signature');
+    // the last header followed by more header characters is another header (longer), refused on its own merits
+    await v.verify(ta);
+    const longer = ta.slice(0, ta.indexOf('.')) + 'AA' + ta.slice(ta.indexOf('.'));
+    assert.equal((await rejection(v.verify(longer))).code, 'malformed');
+  });
+
   it('infers the algorithm of a JWK without alg from its type and curve', async () => {
     for (const alg of ALGS) {
       const k = newKey(alg);

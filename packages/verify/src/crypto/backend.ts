@@ -30,11 +30,13 @@ export interface Backend {
   /** Import a public key (rejects on invalid material, e.g. a point not on the curve). */
   importKey(jwk: PublicJwk, alg: Algorithm): Promise<KeyHandle>;
   /**
-   * Whether `signature` (canonical base64url) signs the ASCII `input` under
-   * `key`; false when it does not decode to exactly `sigBytes` bytes.
-   * Synchronous where the platform allows.
+   * Whether a compact JWS's signature verifies under `key`: the signing input
+   * is `jws` up to `dot2` (ASCII), the signature the canonical base64url
+   * after it. Taken in place, so the hot path cuts no strings. False when the
+   * signature does not decode to exactly `sigBytes` bytes. Synchronous where
+   * the platform allows.
    */
-  verify(alg: Algorithm, key: KeyHandle, input: string, signature: string, sigBytes: number): boolean | Promise<boolean>;
+  verify(alg: Algorithm, key: KeyHandle, jws: string, dot2: number, sigBytes: number): boolean | Promise<boolean>;
 }
 
 export type BackendChoice = 'auto' | 'node' | 'web';

@@ -2,7 +2,7 @@
  * node:crypto: KeyObjects built once per JWK, synchronous one-shot verify.
  *
  * Per token this allocates as little as it can: the signature and the
- * signing input are copied into one reused scratch buffer (verification is
+ * signing input are copied, straight from the token, into one reused scratch buffer (verification is
  * synchronous, so nothing else can use it meanwhile) and handed to
  * crypto.verify through views made once per length; the signature is decoded
  * in plain JavaScript (measured on Node 20: Buffer.from(s, 'base64url') right
@@ -83,12 +83,13 @@ export const nodeBackend: Backend = {
     };
     return nk;
   },
-  verify(_alg, handle, input, signature, sigBytes) {
-    if (((signature.length * 3) >> 2) !== sigBytes) return false;
+  verify(_alg, handle, jws, dot2, sigBytes) {
+    if (((jws.length - dot2 - 1) * 3) >> 2 !== sigBytes) return false;
     const k = handle as NodeKey;
-    room(input.length, sigBytes);
-    decodeInto(signature, scratch);
-    const n = scratch.write(input, sigRoom, 'latin1');
+    room(dot2, sigBytes);
+    decodeInto(jws, scratch, dot2 + 1);
+    // the signing input is the token's first dot2 characters, ASCII: written without cutting it out
+    const n = scratch.write(jws, sigRoom, dot2, 'latin1');
     try {
       return verify(k.hash, view(n), k.input, sigView(sigBytes));
     } catch {

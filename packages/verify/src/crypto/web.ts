@@ -41,11 +41,11 @@ export const webBackend: Backend = {
   importKey(jwk: PublicJwk, alg: Algorithm): Promise<KeyHandle> {
     return subtle().importKey('jwk', { ...jwk }, IMPORT[alg], false, ['verify']);
   },
-  async verify(alg, key, input, signature, sigBytes) {
-    const sig = decodeBase64url(signature);
+  async verify(alg, key, jws, dot2, sigBytes) {
+    const sig = decodeBase64url(jws.slice(dot2 + 1));
     if (sig.length !== sigBytes) return false;
     try {
-      return await subtle().verify(VERIFY[alg], key, sig, encoder.encode(input));
+      return await subtle().verify(VERIFY[alg], key, sig, encoder.encode(jws.slice(0, dot2)));
     } catch {
       return false;
     }

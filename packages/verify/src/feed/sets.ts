@@ -47,7 +47,7 @@ export async function verifySet(
   }
   if (header.alg !== key.alg) throw new VerifyError('bad_algorithm');
   if (seg.signature.length === 0) throw new VerifyError('bad_signature', 'no signature');
-  const ok = await opts.backend.verify(key.alg, key.handle, set.slice(0, seg.dot2), seg.signature, key.sigBytes);
+  const ok = await opts.backend.verify(key.alg, key.handle, set, seg.dot2, key.sigBytes);
   if (!ok) throw new VerifyError('bad_signature');
   const text = opts.backend.text(seg.payload);
   if (text === undefined) throw new VerifyError('malformed', 'payload not UTF-8');

@@ -19,15 +19,24 @@ export interface Segments {
   dot2: number;
 }
 
+/**
+ * Check a token's compact form (three base64url segments, the last two
+ * canonical; the header's own spelling is checked when it is parsed) without
+ * cutting it up; returns the index of the second dot, given the first
+ * (token.indexOf('.')). Throws `malformed`.
+ */
+export function checkCompact(token: string, dot1: number): number {
+  if (!COMPACT.test(token)) throw new VerifyError('malformed', 'not a compact JWS');
+  const dot2 = token.indexOf('.', dot1 + 1);
+  if (!isCanonical(token, dot1 + 1, dot2) || !isCanonical(token, dot2 + 1)) throw new VerifyError('malformed', 'non-canonical base64url');
+  return dot2;
+}
+
 /** Split a token into its three segments, or throw `malformed`. */
 export function split(token: string): Segments {
-  if (!COMPACT.test(token)) throw new VerifyError('malformed', 'not a compact JWS');
   const dot1 = token.indexOf('.');
-  const dot2 = token.indexOf('.', dot1 + 1);
-  const payload = token.slice(dot1 + 1, dot2);
-  const signature = token.slice(dot2 + 1);
-  if (!isCanonical(payload) || !isCanonical(signature)) throw new VerifyError('malformed', 'non-canonical base64url');
-  return { header: token.slice(0, dot1), payload, signature, dot2 };
+  const dot2 = checkCompact(token, dot1);
+  return { header: token.slice(0, dot1), payload: token.slice(dot1 + 1, dot2), signature: token.slice(dot2 + 1), dot2 };
 }
 
 /** RFC 9068 §4: "at+jwt", or the full media type; media types compare case-insensitively. */

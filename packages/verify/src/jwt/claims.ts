@@ -14,8 +14,6 @@ export interface ClaimRules {
   maxLifetimeSeconds: number;
 }
 
-const REQUIRED = ['iss', 'sub', 'aud', 'exp', 'iat', 'jti', 'client_id'] as const;
-
 const isTime = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
 const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
 
@@ -28,9 +26,15 @@ export function checkClaims(text: string, rules: ClaimRules, nowMs: number): Acc
     throw new VerifyError('malformed', 'payload not JSON');
   }
   if (typeof c !== 'object' || c === null || Array.isArray(c)) throw new VerifyError('malformed', 'payload not an object');
-  const o = c as Record<string, unknown>;
-  for (const name of REQUIRED) if (o[name] === undefined) throw new VerifyError('missing_claim', name);
-  const { iss, sub, aud, exp, iat, nbf, jti, client_id, sid, scope, roles } = o;
+  // named reads: one property load each (a loop over the names would be a megamorphic keyed load per name)
+  const { iss, sub, aud, exp, iat, nbf, jti, client_id, sid, scope, roles } = c as Record<string, unknown>;
+  if (iss === undefined) throw new VerifyError('missing_claim', 'iss');
+  if (sub === undefined) throw new VerifyError('missing_claim', 'sub');
+  if (aud === undefined) throw new VerifyError('missing_claim', 'aud');
+  if (exp === undefined) throw new VerifyError('missing_claim', 'exp');
+  if (iat === undefined) throw new VerifyError('missing_claim', 'iat');
+  if (jti === undefined) throw new VerifyError('missing_claim', 'jti');
+  if (client_id === undefined) throw new VerifyError('missing_claim', 'client_id');
   if (
     typeof iss !== 'string' ||
     typeof sub !== 'string' ||
@@ -56,11 +60,21 @@ export function checkClaims(text: string, rules: ClaimRules, nowMs: number): Acc
   if (nbf !== undefined && nbf > now + skew) throw new VerifyError('not_yet_valid', 'nbf');
   if (iat > now + skew) throw new VerifyError('not_yet_valid', 'iat');
   if (exp - iat > rules.maxLifetimeSeconds) throw new VerifyError('lifetime_too_long');
-  return deepFreeze(o) as AccessTokenClaims;
+  return deepFreeze(c) as AccessTokenClaims;
 }
 
-/** Claims are shared by every hit of the verified-token cache: no caller may change them for the next. */
+/**
+ * Claims are shared by every hit of the verified-token cache: no caller may
+ * change them for the next. Walks own properties with for-in (JSON.parse
+ * objects have no inherited enumerable ones unless Object.prototype was
+ * polluted: hasOwn keeps such a value out) rather than Object.values, which
+ * allocates an array per object.
+ */
 function deepFreeze(v: object): object {
-  for (const x of Object.values(v)) if (typeof x === 'object' && x !== null && !Object.isFrozen(x)) deepFreeze(x);
+  const o = v as Record<string, unknown>;
+  for (const k in o) {
+    const x = o[k];
+    if (typeof x === 'object' && x !== null && !Object.isFrozen(x) && Object.hasOwn(o, k)) deepFreeze(x);
+  }
   return Object.freeze(v);
 }
