@@ -131,9 +131,9 @@ class TokenVerifier implements Verifier {
   }
 
   /**
-   * A verification in full. The token is never cut into segment strings but
-   * for its payload: the header is recognised in place, and the backend
-   * reads the signing input and signature from the token itself.
+   * A verification in full. The token is cut into no strings but its header
+   * segment (compared with the last one) and its payload: the backend reads
+   * the signing input and the signature from the token itself.
    */
   private full(token: string, fp: number, backend: Backend, now: number): AccessTokenClaims | Promise<AccessTokenClaims> {
     const dot1 = token.indexOf('.');
@@ -147,8 +147,9 @@ class TokenVerifier implements Verifier {
   /** The header of token[0, dot1): the last one seen is recognised by comparison, others parsed once each. */
   private header(token: string, dot1: number, backend: Backend): TokenHeader {
     const last = this.lastHeader;
-    if (last !== undefined && dot1 === this.lastSegment.length && token.startsWith(this.lastSegment)) return last;
     const segment = token.slice(0, dot1);
+    // slicing and comparing measured several times faster here than token.startsWith(lastSegment)
+    if (last !== undefined && segment === this.lastSegment) return last;
     let h = this.headers.get(segment);
     if (h === undefined) {
       h = parseHeader(segment, backend, this.s.accepted);
