@@ -46,8 +46,8 @@ function feedFor(extra: Partial<Parameters<typeof createRevocationFeed>[0]> = {}
   feeds.push(f);
   return f;
 }
-const verifierFor = (feed: RevocationFeed): Verifier =>
-  createVerifier({ issuer: srv.config.issuer, audience: 'latchkey', jwksUri: `${srv.url}/.well-known/jwks.json`, revocation: feed });
+const verifierFor = (feed: RevocationFeed, fetchFn: typeof fetch = fetch): Verifier =>
+  createVerifier({ issuer: srv.config.issuer, audience: 'latchkey', jwksUri: `${srv.url}/.well-known/jwks.json`, revocation: feed, fetch: fetchFn });
 
 const admin = (method: string, path: string, body?: unknown) =>
   fetch(`${srv.url}${path}`, {
@@ -82,9 +82,14 @@ describe('a subscribed verifier, after each kind of revocation', () => {
   let feed: RevocationFeed;
   let v: Verifier;
   let bystander: string;
+  let jwksFetches = 0;
+  const keyFetches = () => jwksFetches;
   before(async () => {
     feed = feedFor();
-    v = verifierFor(feed);
+    v = verifierFor(feed, (input, init) => {
+      jwksFetches++;
+      return fetch(input, init);
+    });
     await feed.ready();
     const { email } = await signup(srv);
     bystander = (await loginTokens(srv, email)).access_token;
@@ -183,8 +188,11 @@ describe('a subscribed verifier, after each kind of revocation', () => {
     await refusedWithin(v, before.access_token);
     const after = await loginTokens(srv, email);
     assert.notEqual(JSON.parse(Buffer.from(after.access_token.split('.')[0]!, 'base64url').toString()).kid, kid);
-    // the replacement key was made just now, not pre-published: a verifier whose kid refetch is in its
-    // cooldown (30 s) meets it after that; one with a fresh JWKS and the same feed accepts it at once
+    // the replacement key was made just now, not pre-published, and this verifier's JWKS refetch is within its
+    // 30 s cooldown: the key event lets it fetch the new key at once (once), as a fresh verifier would
+    const fetchesBefore = keyFetches();
+    assert.equal(await code(v, after.access_token), 'ok');
+    assert.equal(keyFetches() - fetchesBefore, 1);
     assert.equal(await code(verifierFor(feed), after.access_token), 'ok');
   });
 });

@@ -21,6 +21,14 @@ export interface RevocationSource {
    * when it cannot tell (the verifier then refuses with `revocation_unavailable`).
    */
   introspect?(token: string): Promise<RevokedReason | undefined>;
+  /**
+   * Optional: a count that goes up each time a signing key is newly revoked.
+   * An issuer that retires its key in an emergency signs with a new one at
+   * once; a verifier that meets an unknown `kid` after this count changed
+   * refetches the JWKS even within its cooldown (once per change), instead
+   * of refusing the new key's tokens until the cooldown ends.
+   */
+  readonly keysRevoked?: number;
 }
 
 /** An in-memory RevocationSource. Times are Unix seconds. */
@@ -30,8 +38,9 @@ export interface RevocationList extends RevocationSource {
   revokeSession(sid: string, until: number): void;
   /** Refuse tokens of `sub` issued before `issuedBefore` (password change, account disabled); kept until `until`. */
   revokeSubject(sub: string, issuedBefore: number, until: number): void;
-  /** Refuse every token signed by key `kid` (a compromised key); until `until` (default: for good). */
+  /** Refuse every token signed by key `kid` (a compromised key); until `until` (default: for good). Counted in `keysRevoked`. */
   revokeKey(kid: string, until?: number): void;
+  readonly keysRevoked: number;
   /** Forget everything (the feed was reset). */
   clear(): void;
   /** Drop entries whose `until` has passed; called by the revoke methods too, at most once a second. */
@@ -46,6 +55,7 @@ export function createRevocationList(): RevocationList {
   const subjects = new Map<string, { issuedBefore: number; until: number }>();
   const keys = new Map<string, number>();
   let lastPrune = 0;
+  let keysRevoked = 0;
   const nowSeconds = () => Date.now() / 1000;
 
   const list: RevocationList = {
@@ -71,7 +81,12 @@ export function createRevocationList(): RevocationList {
       });
       maybePrune();
     },
+    get keysRevoked() {
+      return keysRevoked;
+    },
     revokeKey(kid, until = Infinity) {
+      // a key already revoked (the feed's snapshot repeats it) is no news: no refetch for it
+      if (!keys.has(kid)) keysRevoked++;
       keys.set(kid, Math.max(until, keys.get(kid) ?? 0));
     },
     clear() {

@@ -50,6 +50,8 @@ class TokenVerifier implements Verifier {
   /** The header segment of the last token that got past parsing, and its header. */
   private lastSegment = '';
   private lastHeader: TokenHeader | undefined;
+  /** The revocation source's `keysRevoked` when an unknown kid last asked for keys. */
+  private keysRevokedSeen: number | undefined;
   private readonly backendP: Promise<Backend>;
   private backend: Backend | undefined;
 
@@ -81,6 +83,7 @@ class TokenVerifier implements Verifier {
     });
     this.cache = s.cacheEntries > 0 ? new TokenCache(s.cacheEntries) : undefined;
     this.revocation = s.revocation;
+    this.keysRevokedSeen = s.revocation?.keysRevoked;
   }
 
   verify(token: string): Promise<AccessTokenClaims> {
@@ -181,7 +184,11 @@ class TokenVerifier implements Verifier {
     if (k !== undefined) return k;
     if (mayFetch) {
       // a new key may have been published since: one fetch per cooldown at most, shared by all waiting
-      const p = this.keys.refresh(now);
+      let p = this.keys.refresh(now);
+      // ...or sooner, once, after the issuer revoked a key: it is signing with a new one (emergency rotation)
+      const revoked = this.revocation?.keysRevoked;
+      if (p === undefined && revoked !== undefined && revoked !== this.keysRevokedSeen) p = this.keys.refresh(now, true);
+      if (revoked !== undefined) this.keysRevokedSeen = revoked;
       if (p !== undefined) return p.then(() => this.lookup(kid, Date.now(), false));
     }
     throw new VerifyError('unknown_key');

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { createVerifier, type Verifier, type VerifierOptions } from '../src/index.js';
+import { createRevocationList, createVerifier, type Verifier, type VerifierOptions } from '../src/index.js';
 import { attackerKey, claimsFor, mint } from './catalogue.js';
 import { KeyServer, newKey, now, rejection, sleep, token, type TestKey } from './helpers.js';
 
@@ -136,6 +136,34 @@ describe('unknown kids', () => {
     const claims = await v.verify(token(next, s.issuer, AUD));
     assert.equal(claims.aud, AUD);
     assert.equal(s.jwksRequests, 2);
+  });
+
+  it('after a key is revoked, the next unknown kid refetches within the cooldown, once per revoked key', async () => {
+    // an emergency rotation: the issuer retires its key and signs with a new one at once
+    const old = newKey('EdDSA');
+    const revocation = createRevocationList();
+    const { s, v } = await setup([old], { jwksCache: { cooldown: 30 }, revocation });
+    await v.verify(token(old, s.issuer, AUD));
+    assert.equal(s.jwksRequests, 1);
+    const next = newKey('EdDSA');
+    s.keys = [old, next]; // the retired key may still be listed for a while: the revocation refuses its tokens
+    // no revocation yet: within the cooldown the new kid is unknown, and nothing is fetched
+    assert.equal((await rejection(v.verify(token(next, s.issuer, AUD)))).code, 'unknown_key');
+    assert.equal(s.jwksRequests, 1);
+    revocation.revokeKey(old.kid);
+    assert.equal((await v.verify(token(next, s.issuer, AUD))).aud, AUD);
+    assert.equal(s.jwksRequests, 2);
+    assert.equal((await rejection(v.verify(token(old, s.issuer, AUD)))).code, 'revoked');
+    // forged kids after that get no more fetches, nor does revoking the same key again
+    for (let i = 0; i < 20; i++) assert.equal((await rejection(v.verify(forged(s.issuer, i)))).code, 'unknown_key');
+    revocation.revokeKey(old.kid);
+    assert.equal((await rejection(v.verify(forged(s.issuer, 99)))).code, 'unknown_key');
+    assert.equal(s.jwksRequests, 2);
+    // another revoked key: one more fetch
+    revocation.revokeKey('another-kid');
+    assert.equal((await rejection(v.verify(forged(s.issuer, 100)))).code, 'unknown_key');
+    assert.equal((await rejection(v.verify(forged(s.issuer, 101)))).code, 'unknown_key');
+    assert.equal(s.jwksRequests, 3);
   });
 
   it('a key removed from the JWKS stops verifying, also for tokens already in the cache', async () => {

@@ -263,6 +263,10 @@ export function createRevocationFeed(options: RevocationFeedOptions): Revocation
     check(claims: AccessTokenClaims, header: TokenHeader) {
       return list.check(claims, header);
     },
+    // a signing-key-revoked event lets the verifier fetch the issuer's new key at once (see RevocationSource)
+    get keysRevoked() {
+      return list.keysRevoked;
+    },
     ready(timeoutMs = 10_000) {
       if (readySeen) return Promise.resolve();
       if (refused) return Promise.reject(refused);

@@ -51,10 +51,12 @@ export class KeyStore {
   /**
    * Start a refresh if none is running and the cooldown allows; returns the
    * running refresh (to await) or undefined when the cooldown forbids one.
+   * `force` skips the cooldown: only for a signal from the issuer itself (a
+   * signed key-revocation event), never for anything a request carries.
    */
-  refresh(now: number): Promise<void> | undefined {
+  refresh(now: number, force = false): Promise<void> | undefined {
     if (this.inflight) return this.inflight;
-    if (now - this.lastAttempt < this.opts.cooldownMs) return undefined;
+    if (!force && now - this.lastAttempt < this.opts.cooldownMs) return undefined;
     this.lastAttempt = now;
     this.loads++;
     this.inflight = this.run().finally(() => {
