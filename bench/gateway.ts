@@ -49,7 +49,7 @@ async function gateway(port: number, upstreamPort: number, dataDir: string) {
     dataDir,
     logLevel: 'silent',
     passwords: { argon2: { memoryKiB: 8192, iterations: 1, parallelism: 1 } },
-    rateLimit: { loginPerIp: 100000 },
+    rateLimit: { loginPerIp: 100000, signupPerIp: 100000 },
     gateway: { routes: [{ prefix: '/api/orders', upstream: `http://127.0.0.1:${upstreamPort}`, audience: 'orders', tokenLifetimeSeconds: 900 }] },
   });
   const lk = await createLatchkey(config, { logger: false });

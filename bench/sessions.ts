@@ -51,7 +51,7 @@ async function server(port: number, dataDir: string) {
     dataDir,
     logLevel: 'silent',
     passwords: { argon2: { memoryKiB: 8192, iterations: 1, parallelism: 1 } },
-    rateLimit: { loginPerIp: 100000 },
+    rateLimit: { loginPerIp: 100000, signupPerIp: 100000 },
   });
   const lk = await createLatchkey(config, { logger: false, plugins: [benchRoutes] });
   await lk.http.listen({ port, host: '127.0.0.1' });

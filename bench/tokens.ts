@@ -90,7 +90,7 @@ async function server(port: number, dataDir: string) {
     issuer: ISSUER,
     logLevel: 'silent',
     passwords: { argon2: FAST_ARGON2 },
-    rateLimit: { loginPerIp: 100000 },
+    rateLimit: { loginPerIp: 100000, signupPerIp: 100000 },
   });
   const lk = await createLatchkey(config, { logger: false });
   await lk.http.listen({ port, host: '127.0.0.1' });

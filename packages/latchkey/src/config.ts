@@ -72,10 +72,12 @@ export const ConfigSchema = Type.Object(
     ),
     rateLimit: Type.Object(
       {
-        /** Failed logins allowed per (IP, email) per window. */
+        /** Failed logins allowed per (IP, email) per window; also wrong current passwords per user at password change. */
         loginPerAccount: Type.Integer({ minimum: 1, default: 10 }),
         /** Failed logins allowed per IP per window. */
         loginPerIp: Type.Integer({ minimum: 1, default: 100 }),
+        /** Sign-up attempts allowed per IP per window, successful or not. */
+        signupPerIp: Type.Integer({ minimum: 1, default: 20 }),
         windowSeconds: Seconds(900, 1),
       },
       { additionalProperties: false, default: {} },

@@ -92,6 +92,44 @@ describe('sign-up and login', () => {
     for (let i = 0; i < 5; i++) await new Client(srv.url).login('ghost@example.com', 'guess ' + i);
     assert.equal((await new Client(srv.url).login('ghost@example.com')).status, 429);
   });
+
+  it('throttles wrong current passwords at password change per user: a stolen session cannot guess the password', async () => {
+    const thief = new Client(srv.url);
+    await thief.signup('victim@example.com');
+    const other = new Client(srv.url);
+    await other.signup('bystander@example.com');
+    for (let i = 0; i < 5; i++) {
+      const res = await thief.post('/v1/password', { currentPassword: 'guess number ' + i, newPassword: 'a brand new secret' });
+      assert.equal(res.status, 401);
+      assert.equal((await json(res)).code, 'invalid_credentials');
+    }
+    // past the limit even the right current password is refused, and nothing changes
+    const blocked = await thief.post('/v1/password', { currentPassword: 'correct horse battery staple', newPassword: 'a brand new secret' });
+    assert.equal(blocked.status, 429);
+    assert.ok(Number(blocked.headers.get('retry-after')) > 0);
+    assert.equal((await json(blocked)).code, 'rate_limited');
+    assert.equal((await new Client(srv.url).login('victim@example.com')).status, 200, 'the password is unchanged');
+    // another user's password change is not affected
+    assert.equal((await other.post('/v1/password', { currentPassword: 'correct horse battery staple', newPassword: 'a brand new secret' })).status, 200);
+  });
+
+  it('throttles sign-up attempts per IP, failed ones included, without creating the refused account', async () => {
+    const s2 = await startServer({ rateLimit: { signupPerIp: 3, windowSeconds: 60 } });
+    try {
+      assert.equal((await new Client(s2.url).signup('one@example.com')).status, 201);
+      assert.equal((await new Client(s2.url).signup('one@example.com')).status, 409);
+      assert.equal((await new Client(s2.url).signup('weak@example.com', '12345678')).status, 400);
+      const blocked = await new Client(s2.url).signup('four@example.com');
+      assert.equal(blocked.status, 429);
+      assert.ok(Number(blocked.headers.get('retry-after')) > 0);
+      assert.equal((await json(blocked)).code, 'rate_limited');
+      assert.equal(await s2.lk.store.getUserByEmail('four@example.com'), undefined);
+      // signing in is a separate limit
+      assert.equal((await new Client(s2.url).login('one@example.com')).status, 200);
+    } finally {
+      await s2.close();
+    }
+  });
 });
 
 describe('admin API', () => {

@@ -32,7 +32,7 @@ export interface TestServer {
 export async function startServer(overrides: Record<string, unknown> = {}, opts: CreateOptions = {}): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'latchkey-test-'));
   const port = await freePort();
-  const { passwords, ...rest } = overrides as { passwords?: Record<string, unknown> };
+  const { passwords, rateLimit, ...rest } = overrides as { passwords?: Record<string, unknown>; rateLimit?: Record<string, unknown> };
   const config = parseConfig({
     port,
     dataDir,
@@ -40,6 +40,8 @@ export async function startServer(overrides: Record<string, unknown> = {}, opts:
     logLevel: 'silent',
     adminKey: ADMIN_KEY,
     passwords: { argon2: FAST_ARGON2, ...passwords },
+    // every test user signs up from 127.0.0.1: the sign-up limit is tested where it is set low
+    rateLimit: { signupPerIp: 100_000, ...rateLimit },
     ...rest,
   });
   const lk = await createLatchkey(config, { logger: false, ...opts });

@@ -206,6 +206,23 @@ describe('form errors', () => {
     assert.equal(res.statusCode, 409);
     assert.match(res.body, /id="email-error"[^>]*>.*already exists/);
   });
+
+  it('password change: after too many wrong current passwords the page says to wait, with Retry-After', async () => {
+    const a = await signedIn();
+    const change = (currentPassword: string) =>
+      app.inject({
+        method: 'POST',
+        url: '/account/password',
+        headers: { ...FORM, cookie: cookieHeader(a.jar) },
+        payload: form({ _csrf: a.csrf, currentPassword, newPassword: 'a brand new secret' }),
+      });
+    const limit = srv.config.rateLimit.loginPerAccount;
+    for (let i = 0; i < limit; i++) assert.equal((await change(`guess number ${i}`)).statusCode, 400);
+    const blocked = await change(PASSWORD);
+    assert.equal(blocked.statusCode, 429);
+    assert.ok(Number(blocked.headers['retry-after']) > 0);
+    assert.match(blocked.body, /Too many wrong passwords\. Try again in/);
+  });
 });
 
 describe('CSRF on the pages (negative first)', () => {

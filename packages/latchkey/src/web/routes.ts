@@ -248,7 +248,7 @@ async function pages(web: FastifyInstance, ctx: Context) {
     if (!password) missing.password = 'Choose a password.';
     if (Object.keys(missing).length) return again(400, { fields: missing });
     try {
-      const user = await ctx.accounts.signup(email, password);
+      const user = await ctx.accounts.signup(email, password, request.ip);
       await startSession(ctx, request, reply, user);
       return reply.redirect('/account?notice=welcome', 303);
     } catch (err) {
@@ -259,6 +259,9 @@ async function pages(web: FastifyInstance, ctx: Context) {
           return again(400, { fields: err.fields ?? {} });
         case 'email_taken':
           return again(409, { fields: { email: MESSAGES.emailTaken } });
+        case 'rate_limited':
+          reply.header('retry-after', String(err.retryAfter ?? 60));
+          return again(429, { form: `Too many sign-ups from this network. Try again in ${retryText(err.retryAfter)}.` });
         default:
           throw err;
       }
@@ -354,6 +357,9 @@ async function pages(web: FastifyInstance, ctx: Context) {
             return again(400, { fields: { currentPassword: err.fields?.currentPassword ?? 'Your current password is incorrect.' } });
           case 'weak_password':
             return again(400, { fields: { newPassword: err.fields?.password ?? err.message } });
+          case 'rate_limited':
+            reply.header('retry-after', String(err.retryAfter ?? 60));
+            return again(429, { form: `Too many wrong passwords. Try again in ${retryText(err.retryAfter)}.` });
           case 'unauthenticated':
             return toSignin(reply, true);
           default:

@@ -20,7 +20,7 @@ export async function accountRoutes(app: FastifyInstance, ctx: Context) {
 
   app.post<{ Body: Static<typeof Credentials> }>('/v1/signup', { schema: { body: Credentials } }, async (request, reply) => {
     ctx.csrf.check(request);
-    const user = await ctx.accounts.signup(request.body.email, request.body.password);
+    const user = await ctx.accounts.signup(request.body.email, request.body.password, request.ip);
     const body = await startSession(request, reply, user);
     return reply.code(201).header('cache-control', 'no-store').send(body);
   });
