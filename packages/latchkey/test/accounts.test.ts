@@ -200,4 +200,57 @@ describe('admin API', () => {
     assert.equal((await put({ roles: ['has space'] })).status, 400);
     assert.equal((await put({ roles: 'admin' })).status, 400);
   });
+
+  it('the audit log: operators’ actions and password changes, filtered, a page at a time', async () => {
+    const s2 = await startServer();
+    try {
+      const user = new Client(s2.url);
+      await user.signup('audited@example.com');
+      const id = (await json<{ user: { id: string } }>(await user.get('/v1/session'))).user.id;
+      const op = new Client(s2.url);
+      assert.equal((await user.post('/v1/password', { currentPassword: 'correct horse battery staple', newPassword: 'a brand new secret' })).status, 200);
+      await op.request('PUT', `/v1/admin/users/${id}/roles`, { roles: ['ops'] }, ADMIN);
+      await op.post(`/v1/admin/users/${id}/disable`, undefined, ADMIN);
+      await op.post(`/v1/admin/users/${id}/enable`, undefined, ADMIN);
+      await op.delete(`/v1/admin/users/${id}/sessions`, ADMIN);
+      // an action on a user who does not exist records nothing
+      assert.equal((await op.post('/v1/admin/users/u_nobody/enable', undefined, ADMIN)).status, 404);
+
+      type Page = { events: { id: number; type: string; userId: string | null; ip: string | null; detail: Record<string, unknown> }[]; next: number | null };
+      const mine = await json<Page>(await op.get(`/v1/admin/audit?userId=${id}`, ADMIN));
+      assert.deepEqual(
+        mine.events.map((e) => e.type),
+        ['admin_sessions_revoked', 'admin_user_enabled', 'admin_user_disabled', 'admin_roles_changed', 'password_changed'],
+      );
+      assert.equal(mine.next, null);
+      assert.deepEqual(mine.events[3]!.detail, { roles: ['ops'] });
+      assert.equal(mine.events[4]!.ip, '127.0.0.1');
+      const everyone = await json<Page>(await op.get('/v1/admin/audit', ADMIN));
+      assert.ok(everyone.events.some((e) => e.type === 'key_created'), 'the first signing key is in the log');
+      assert.ok(!everyone.events.some((e) => e.userId === 'u_nobody'));
+
+      // pages of two, newest first, until next is null: every event once, in order
+      const seen: number[] = [];
+      let before: number | null | undefined;
+      do {
+        const page = await json<Page>(await op.get(`/v1/admin/audit?limit=2${before ? `&before=${before}` : ''}`, ADMIN));
+        assert.ok(page.events.length <= 2);
+        seen.push(...page.events.map((e) => e.id));
+        before = page.next;
+      } while (before !== null);
+      assert.deepEqual(seen, everyone.events.map((e) => e.id));
+
+      const byType = await json<Page>(await op.get('/v1/admin/audit?type=admin_user_disabled', ADMIN));
+      assert.deepEqual(byType.events.map((e) => e.userId), [id]);
+      // bad queries: problem+json 400, never a 500
+      for (const q of ['type=nonsense', 'limit=0', 'limit=1001', 'before=x', 'before=0', 'colour=red']) {
+        const res = await op.get(`/v1/admin/audit?${q}`, ADMIN);
+        assert.equal(res.status, 400, q);
+        assert.match(res.headers.get('content-type') ?? '', /application\/problem\+json/, q);
+      }
+      assert.equal((await new Client(s2.url).get('/v1/admin/audit')).status, 401);
+    } finally {
+      await s2.close();
+    }
+  });
 });

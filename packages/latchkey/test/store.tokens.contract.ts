@@ -193,6 +193,11 @@ export function tokenStoreContract(name: string, make: () => Promise<Store>) {
       assert.equal(mine.length, 1);
       assert.deepEqual(mine[0]!.detail, { x: 1 });
       assert.equal(mine[0]!.session, 'h1');
+      // pages: `before` an id gives the older events only
+      const all = await store.listAuditEvents({ limit: 10 });
+      assert.deepEqual((await store.listAuditEvents({ before: all[0]!.id, limit: 1 })).map((e) => e.at), [2]);
+      assert.deepEqual((await store.listAuditEvents({ before: all[1]!.id, limit: 10 })).map((e) => e.at), [1]);
+      assert.deepEqual(await store.listAuditEvents({ before: all[2]!.id, limit: 10 }), []);
     });
   });
 }

@@ -247,5 +247,5 @@ export interface Store {
 
   appendAuditEvent(event: NewAuditEvent): Promise<void>;
   /** Newest first. */
-  listAuditEvents(query: { userId?: string; type?: string; limit: number }): Promise<AuditEvent[]>;
+  listAuditEvents(query: { userId?: string; type?: string; before?: number; limit: number }): Promise<AuditEvent[]>;
 }

@@ -367,6 +367,7 @@ async function pages(web: FastifyInstance, ctx: Context) {
         }
       }
       ctx.sessions.ended(ended, 'password_changed');
+      await ctx.audit.record({ type: 'password_changed', userId: auth.user.id, ip: request.ip, detail: { endedSessions: ended.length } });
       // a privilege-level change: this session gets a new ID as well
       await startSession(ctx, request, reply, auth.user, 'password_changed');
       return reply.redirect('/account?notice=password', 303);

@@ -548,9 +548,13 @@ export class SqliteStore implements Store {
     this.tok.insertAudit.run(e.at, e.type, e.userId, e.session, e.ip, JSON.stringify(e.detail));
   }
 
-  async listAuditEvents(q: { userId?: string; type?: string; limit: number }): Promise<AuditEvent[]> {
+  async listAuditEvents(q: { userId?: string; type?: string; before?: number; limit: number }): Promise<AuditEvent[]> {
     const where: string[] = [];
     const params: (string | number)[] = [];
+    if (q.before !== undefined) {
+      where.push('id < ?');
+      params.push(q.before);
+    }
     if (q.userId !== undefined) {
       where.push('user_id = ?');
       params.push(q.userId);
