@@ -65,10 +65,10 @@ export async function createLatchkey(config: Config, opts: CreateOptions = {}): 
 
   const hasher = new PasswordHasher(config.passwords.argon2);
   const sessions = new SessionService(store, config.sessions, now);
-  const accounts = new AccountService(store, hasher, config.passwords, config.rateLimit, now);
   const csrf = new CsrfGuard(config.issuer, config.allowedOrigins, dataDirSecret(dataDir, 'csrf.key'));
   const tokenServices = await createTokenServices({ config, store, sessions, sealKey: dataDirSecret(dataDir, 'refresh.key'), now });
   const { keys, tokens, refresh, clients, audit } = tokenServices;
+  const accounts = new AccountService(store, hasher, config.passwords, config.rateLimit, audit, now);
   const context: Context = { config, store, accounts, sessions, csrf, keys, tokens, refresh, clients, audit };
 
   // the BFF: session cookie in, a short-lived token per upstream audience out

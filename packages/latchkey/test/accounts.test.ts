@@ -113,6 +113,38 @@ describe('sign-up and login', () => {
     assert.equal((await other.post('/v1/password', { currentPassword: 'correct horse battery staple', newPassword: 'a brand new secret' })).status, 200);
   });
 
+  it('concurrent guesses cannot slip past the limits: login and password change count every attempt at once', async () => {
+    await new Client(srv.url).signup('raced@example.com');
+    const logins = await Promise.all(Array.from({ length: 20 }, (_, i) => new Client(srv.url).login('raced@example.com', `parallel guess ${i}`)));
+    const loginStatuses = logins.map((r) => r.status);
+    assert.equal(loginStatuses.filter((s) => s === 401).length, 5, loginStatuses.join(' '));
+    assert.equal(loginStatuses.filter((s) => s === 429).length, 15);
+
+    const thief = new Client(srv.url);
+    await thief.signup('raced.change@example.com');
+    const changes = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => thief.post('/v1/password', { currentPassword: `parallel guess ${i}`, newPassword: 'a brand new secret' })),
+    );
+    const changeStatuses = changes.map((r) => r.status);
+    assert.equal(changeStatuses.filter((s) => s === 401).length, 5, changeStatuses.join(' '));
+    assert.equal(changeStatuses.filter((s) => s === 429).length, 15);
+  });
+
+  it('a right password gives its point back: successful logins from one IP never add up to a block', async () => {
+    const s2 = await startServer({ rateLimit: { loginPerAccount: 2, loginPerIp: 3, windowSeconds: 60 } });
+    try {
+      await new Client(s2.url).signup('regular@example.com');
+      for (let i = 0; i < 10; i++) assert.equal((await new Client(s2.url).login('regular@example.com')).status, 200);
+      // a wrong password then the right one: the account's failures are forgiven
+      assert.equal((await new Client(s2.url).login('regular@example.com', 'one wrong guess')).status, 401);
+      assert.equal((await new Client(s2.url).login('regular@example.com')).status, 200);
+      assert.equal((await new Client(s2.url).login('regular@example.com', 'one wrong guess')).status, 401);
+      assert.equal((await new Client(s2.url).login('regular@example.com')).status, 200);
+    } finally {
+      await s2.close();
+    }
+  });
+
   it('throttles sign-up attempts per IP, failed ones included, without creating the refused account', async () => {
     const s2 = await startServer({ rateLimit: { signupPerIp: 3, windowSeconds: 60 } });
     try {

@@ -5,9 +5,14 @@
  * Password change throttles wrong current passwords per user (a stolen
  * session must not become a password-guessing oracle), and sign-up throttles
  * attempts per IP (mass account creation, and probing which emails exist).
+ *
+ * Every attempt takes its point before the password is checked, and a right
+ * password gives it back: checking the count first and adding a failure
+ * after the (slow) hash would let concurrent guesses all pass the check.
  */
 import { randomBytes } from 'node:crypto';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import type { AuditLog } from '../audit/log.js';
 import { LatchkeyError } from '../errors.js';
 import type { Store, User } from '../store/store.js';
 import { normaliseEmail } from './email.js';
@@ -36,6 +41,7 @@ export class AccountService {
     private readonly hasher: PasswordHasher,
     private readonly policy: PasswordPolicy,
     limits: LoginLimits,
+    private readonly audit: AuditLog,
     private readonly now: () => number = Date.now,
   ) {
     this.perAccount = new RateLimiterMemory({ points: limits.loginPerAccount, duration: limits.windowSeconds });
@@ -47,10 +53,7 @@ export class AccountService {
   /** A new user; LatchkeyError rate_limited past `signupPerIp` attempts from `ip` in the window. */
   async signup(emailInput: string, password: string, ip: string): Promise<User> {
     // every attempt counts, before any check: failures probe the policy and which emails are taken
-    await this.signupsPerIp.consume(ip, 1).catch((r: unknown) => {
-      if (r instanceof RateLimiterRes) throw tooMany('too many sign-ups from this address; try again later', r);
-      throw r;
-    });
+    await take(this.signupsPerIp, ip, 'too many sign-ups from this address; try again later');
     const email = normaliseEmail(emailInput);
     await checkPasswordPolicy(password, this.policy, email);
     const passwordHash = await this.hasher.hash(normalisePassword(password));
@@ -66,31 +69,29 @@ export class AccountService {
       email = emailInput.trim().toLowerCase().slice(0, 254);
     }
     const accountKey = `${ip}|${email}`;
-    await this.refuseIfBlocked(accountKey, ip);
+    await Promise.all([
+      take(this.perAccount, accountKey, 'too many failed attempts; try again later'),
+      take(this.perIp, ip, 'too many failed attempts; try again later'),
+    ]);
     const tooLong = password.length > this.policy.maxLength * 4;
     const user = await this.store.getUserByEmail(email);
     const ok = await this.hasher.verify(tooLong ? undefined : user?.passwordHash, normalisePassword(password.slice(0, this.policy.maxLength * 4)));
-    if (!ok || !user) {
-      await Promise.all([this.perAccount.penalty(accountKey, 1), this.perIp.penalty(ip, 1)]);
-      throw new LatchkeyError('invalid_credentials', 'email or password is incorrect');
-    }
-    // the password was right: telling a disabled user so reveals nothing new
+    // a failure keeps the points it took
+    if (!ok || !user) throw new LatchkeyError('invalid_credentials', 'email or password is incorrect');
+    // the password was right: the account's failures are forgiven, and this attempt does not count for the IP
+    await Promise.all([this.perAccount.delete(accountKey), this.perIp.reward(ip, 1)]);
+    // telling a disabled user so reveals nothing new
     if (user.disabled) throw new LatchkeyError('user_disabled', 'this account is disabled');
-    await this.perAccount.delete(accountKey);
     const { passwordHash: _omit, ...publicUser } = user;
     return publicUser;
   }
 
-  /** Check the current password and store a new hash; ends every session but `keepSession`. */
-  async changePassword(userId: string, current: string, next: string, keepSession?: Buffer) {
+  /** Check the current password and store a new hash; ends every session but `keepSession` (audited). */
+  async changePassword(userId: string, current: string, next: string, ip: string, keepSession?: Buffer) {
     const user = await this.store.getUserById(userId);
     if (!user) throw new LatchkeyError('unauthenticated', 'sign in again');
-    const failures = await this.perUserPassword.get(userId);
-    if (failures !== null && failures.consumedPoints >= this.perUserPassword.points) {
-      throw tooMany('too many wrong current passwords; try again later', failures);
-    }
+    await take(this.perUserPassword, userId, 'too many wrong current passwords; try again later');
     if (!(await this.hasher.verify(user.passwordHash, normalisePassword(current)))) {
-      await this.perUserPassword.penalty(userId, 1);
       throw new LatchkeyError('invalid_credentials', 'current password is incorrect', {
         fields: { currentPassword: 'Your current password is incorrect.' },
       });
@@ -98,16 +99,19 @@ export class AccountService {
     await this.perUserPassword.delete(userId);
     await checkPasswordPolicy(next, this.policy, user.email);
     const passwordHash = await this.hasher.hash(normalisePassword(next));
-    return this.store.changePassword(userId, passwordHash, keepSession);
+    const ended = await this.store.changePassword(userId, passwordHash, keepSession);
+    await this.audit.record({ type: 'password_changed', userId, ip, detail: { endedSessions: ended.length } });
+    return ended;
   }
+}
 
-  private async refuseIfBlocked(accountKey: string, ip: string): Promise<void> {
-    const [a, b] = await Promise.all([this.perAccount.get(accountKey), this.perIp.get(ip)]);
-    const blocked = [a, b].find(
-      (r, i): r is RateLimiterRes =>
-        r !== null && r.consumedPoints >= (i === 0 ? this.perAccount.points : this.perIp.points),
-    );
-    if (blocked) throw tooMany('too many failed attempts; try again later', blocked);
+/** Take one attempt's point from `limiter` for `key`, or throw rate_limited (consume is atomic). */
+async function take(limiter: RateLimiterMemory, key: string, message: string): Promise<void> {
+  try {
+    await limiter.consume(key, 1);
+  } catch (r) {
+    if (r instanceof RateLimiterRes) throw tooMany(message, r);
+    throw r;
   }
 }
 

@@ -349,7 +349,7 @@ async function pages(web: FastifyInstance, ctx: Context) {
       if (Object.keys(missing).length) return again(400, { fields: missing });
       let ended;
       try {
-        ended = await ctx.accounts.changePassword(auth.user.id, currentPassword, newPassword, auth.session.idHash);
+        ended = await ctx.accounts.changePassword(auth.user.id, currentPassword, newPassword, request.ip, auth.session.idHash);
       } catch (err) {
         if (!isLatchkeyError(err)) throw err;
         switch (err.code) {
@@ -367,7 +367,6 @@ async function pages(web: FastifyInstance, ctx: Context) {
         }
       }
       ctx.sessions.ended(ended, 'password_changed');
-      await ctx.audit.record({ type: 'password_changed', userId: auth.user.id, ip: request.ip, detail: { endedSessions: ended.length } });
       // a privilege-level change: this session gets a new ID as well
       await startSession(ctx, request, reply, auth.user, 'password_changed');
       return reply.redirect('/account?notice=password', 303);

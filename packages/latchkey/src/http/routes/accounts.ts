@@ -46,10 +46,10 @@ export async function accountRoutes(app: FastifyInstance, ctx: Context) {
         auth.user.id,
         request.body.currentPassword,
         request.body.newPassword,
+        request.ip,
         auth.session.idHash,
       );
       ctx.sessions.ended(ended, 'password_changed');
-      await ctx.audit.record({ type: 'password_changed', userId: auth.user.id, ip: request.ip, detail: { endedSessions: ended.length } });
       // a privilege-level change: the current session gets a new ID as well
       const body = await startSession(request, reply, auth.user, 'password_changed');
       return reply.header('cache-control', 'no-store').send({ ...body, endedSessions: ended.length });
