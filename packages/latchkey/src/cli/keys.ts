@@ -9,15 +9,17 @@ import { isLatchkeyError } from '../errors.js';
 import type { KeyView } from '../keys/service.js';
 import { SqliteStore } from '../store/sqlite/index.js';
 import { createKeyService, revocationRetention } from '../tokens/services.js';
-import { configFlags } from './main.js';
+import { CONFIG_FLAGS, configFlags } from './main.js';
 
 const USAGE = `  latchkey keys list [--json]
   latchkey keys rotate [--now]
   latchkey keys retire [--] <kid>
 `;
 
-/** The flags `keys` takes; anchored, no backtracking. */
-const FLAG = /^--(port|host|data-dir|config|now|json)(=|$)/;
+const KEYS_FLAGS = { now: { type: 'boolean' }, json: { type: 'boolean' } } as const;
+/** Whether `arg` is one of the flags `keys` takes (`--name` or `--name=value`). */
+const isFlag = (arg: string): boolean =>
+  arg.startsWith('--') && Object.hasOwn({ ...CONFIG_FLAGS, ...KEYS_FLAGS }, arg.slice(2).split('=', 1)[0]!);
 
 const iso = (t: number | null) => (t === null ? '-' : new Date(t * 1000).toISOString().replace('.000Z', 'Z'));
 
@@ -40,8 +42,8 @@ export async function keysCommand(args: string[]): Promise<number> {
   // a kid is base64url and may begin with '-': after `retire` the first argument is the kid unless it is one
   // of the flags (`latchkey keys retire -- <kid>` works too)
   let kidArg: string | undefined;
-  if (sub === 'retire' && rest[0] !== undefined && rest[0] !== '--' && !FLAG.test(rest[0])) kidArg = rest.shift();
-  const flags = configFlags(rest, { now: { type: 'boolean' }, json: { type: 'boolean' } });
+  if (sub === 'retire' && rest[0] !== undefined && rest[0] !== '--' && !isFlag(rest[0])) kidArg = rest.shift();
+  const flags = configFlags(rest, KEYS_FLAGS);
   const { config } = flags;
   const positionals = kidArg === undefined ? flags.positionals : [kidArg, ...flags.positionals];
   const values = flags.values as { now?: boolean; json?: boolean };

@@ -56,17 +56,19 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 /** Parse the flags every command shares. */
+/** The flags every command that reads the config takes. */
+export const CONFIG_FLAGS = {
+  port: { type: 'string' },
+  host: { type: 'string' },
+  'data-dir': { type: 'string' },
+  config: { type: 'string' },
+} as const;
+
 export function configFlags(args: string[], extra: Record<string, { type: 'string' | 'boolean' }> = {}) {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: {
-      port: { type: 'string' },
-      host: { type: 'string' },
-      'data-dir': { type: 'string' },
-      config: { type: 'string' },
-      ...extra,
-    },
+    options: { ...CONFIG_FLAGS, ...extra },
   });
   const overrides: ConfigOverrides = {
     port: values.port as string | undefined,
