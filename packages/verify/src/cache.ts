@@ -13,9 +13,10 @@
  * and keeping it costs more than the rest of the bookkeeping together: every
  * entry outlives the young generation, so the garbage collector copies and
  * later sweeps it (measured with the signature check stubbed out: about 4 µs
- * a verification, 4% of an ES256 check on the benchmark machine). The first sight is remembered in a fixed table of
- * fingerprints, the doorkeeper of TinyLFU-style caches; forgetting there only
- * delays admission by one more full verification.
+ * a verification, 4% of an ES256 check on the benchmark machine). The first
+ * sight is remembered in a fixed table of fingerprints, the doorkeeper of
+ * TinyLFU-style caches; forgetting there only delays admission by one more
+ * full verification.
  */
 import type { VerifyKey } from './keys/jwk.js';
 import type { AccessTokenClaims, TokenHeader } from './types.js';

@@ -2,12 +2,12 @@
  * node:crypto: KeyObjects built once per JWK, synchronous one-shot verify.
  *
  * Per token this allocates as little as it can: the signature and the
- * signing input are copied, straight from the token, into one reused scratch buffer (verification is
- * synchronous, so nothing else can use it meanwhile) and handed to
- * crypto.verify through views made once per length; the signature is decoded
- * in plain JavaScript (measured on Node 20: Buffer.from(s, 'base64url') right
- * before crypto.verify slowed the check itself by about 5%). The payload is
- * decoded after the signature check, with Buffer#write.
+ * signing input are copied, straight from the token, into one reused scratch
+ * buffer (verification is synchronous, so nothing else can use it meanwhile)
+ * and handed to crypto.verify through views made once per length. The
+ * signature is decoded in plain JavaScript (measured on Node 20:
+ * Buffer.from(s, 'base64url') right before crypto.verify slowed the check
+ * itself by about 5%); the payload, after the check, with Buffer#write.
  */
 import { isAscii, isUtf8 } from 'node:buffer';
 import { createPublicKey, verify, type KeyObject, type VerifyKeyObjectInput } from 'node:crypto';
