@@ -18,10 +18,23 @@ if (run(process.execPath, [join('node_modules', 'typescript', 'bin', 'tsc'), '-b
   process.exit(1);
 }
 
+// Debian packages the suite needs; installed here when missing and we may (root with apt),
+// so `npm ci && npm test` passes on a fresh Debian/Ubuntu machine with nothing pre-installed
+const chromium = process.env.LATCHKEY_CHROMIUM ?? '/usr/bin/chromium';
+const aptPackages = [];
+if (!existsSync(chromium) && !process.env.LATCHKEY_CHROMIUM) aptPackages.push('chromium');
+if (aptPackages.length && process.getuid?.() === 0 && existsSync('/usr/bin/apt-get')) {
+  console.error(`npm test: installing ${aptPackages.join(', ')} with apt-get`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  if (run('apt-get', ['update', '-qq'], { env }) !== 0 || run('apt-get', ['install', '-y', '-qq', ...aptPackages], { env }) !== 0) {
+    console.error('npm test: apt-get could not install ' + aptPackages.join(', '));
+  }
+}
+
 const missing = [];
 const need = (ok, what) => { if (!ok) missing.push(what); };
-need(existsSync(process.env.LATCHKEY_CHROMIUM ?? '/usr/bin/chromium'),
-  "Chromium for the browser tests: run 'apt-get install -y chromium' (or set LATCHKEY_CHROMIUM to its path)");
+need(existsSync(chromium),
+  "Chromium for the browser tests: run 'apt-get install -y chromium' as root (or set LATCHKEY_CHROMIUM to its path)");
 if (missing.length) {
   console.error('npm test: cannot run the whole suite, missing:\n' + missing.map((m) => `  - ${m}`).join('\n'));
   process.exit(1);
