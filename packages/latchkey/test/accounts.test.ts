@@ -164,6 +164,45 @@ describe('sign-up and login', () => {
   });
 });
 
+describe('the password policy judges the password that is hashed (NFKC)', () => {
+  it('refuses a full-width common password, length and email rules also on the NFKC form', async () => {
+    const policy = { minLength: 8, maxLength: 64 };
+    // ｐａｓｓｗｏｒｄ１ hashes as password1
+    await assert.rejects(checkPasswordPolicy('\uff50\uff41\uff53\uff53\uff57\uff4f\uff52\uff44\uff11', policy), /too common/);
+    await assert.rejects(checkPasswordPolicy('\uff4d\uff41\uff52\uff49\uff45.\uff43\uff55\uff52\uff49\uff45\uff19\uff19', policy, 'marie.curie@example.com'), /email/);
+    // three ligatures are nine characters once normalised: long enough
+    await checkPasswordPolicy('\ufb03\ufb03\ufb03', policy);
+    // the full-width form of a single repeated character is still one character
+    await assert.rejects(checkPasswordPolicy('\uff41'.repeat(12), policy), /single character/);
+  });
+
+  it('sign-up refuses ｐａｓｓｗｏｒｄ１ with weak_password and creates no account', async () => {
+    const res = await new Client(srv.url).signup('fullwidth@example.com', '\uff50\uff41\uff53\uff53\uff57\uff4f\uff52\uff44\uff11');
+    assert.equal(res.status, 400);
+    assert.equal((await json(res)).code, 'weak_password');
+    assert.equal(await srv.lk.store.getUserByEmail('fullwidth@example.com'), undefined);
+  });
+
+  it('a new password equal to the current one (or its full-width form) is refused with password_unchanged; nothing changes', async () => {
+    const c = new Client(srv.url);
+    await c.signup('unchanged@example.com');
+    const other = new Client(srv.url);
+    assert.equal((await other.login('unchanged@example.com')).status, 200);
+    const before = await srv.lk.store.getUserByEmail('unchanged@example.com');
+    const fullWidth = [...'correct horse battery staple'].map((ch) => (ch === ' ' ? '\u3000' : String.fromCodePoint(ch.codePointAt(0)! + 0xfee0))).join('');
+    for (const newPassword of ['correct horse battery staple', fullWidth]) {
+      const res = await c.post('/v1/password', { currentPassword: 'correct horse battery staple', newPassword });
+      assert.equal(res.status, 400);
+      const body = await json<{ code: string; errors: { pointer: string }[] }>(res);
+      assert.equal(body.code, 'password_unchanged');
+      assert.deepEqual(body.errors.map((e) => e.pointer), ['/newPassword']);
+    }
+    // the hash is untouched and the other session was not ended
+    assert.equal((await srv.lk.store.getUserByEmail('unchanged@example.com'))!.passwordHash, before!.passwordHash);
+    assert.equal((await other.get('/v1/session')).status, 200);
+  });
+});
+
 describe('admin API', () => {
   it('needs the admin key, compared in constant time', async () => {
     const c = new Client(srv.url);

@@ -207,6 +207,20 @@ describe('form errors', () => {
     assert.match(res.body, /id="email-error"[^>]*>.*already exists/);
   });
 
+  it('password change: the current password as the new one is refused on the form, and nothing changes', async () => {
+    const a = await signedIn();
+    const before = (await srv.lk.store.getUserByEmail(a.email))!.passwordHash;
+    const res = await app.inject({
+      method: 'POST',
+      url: '/account/password',
+      headers: { ...FORM, cookie: cookieHeader(a.jar) },
+      payload: form({ _csrf: a.csrf, currentPassword: PASSWORD, newPassword: PASSWORD }),
+    });
+    assert.equal(res.statusCode, 400);
+    assert.match(res.body, /id="newPassword-error"[^>]*>.*different from your current one/);
+    assert.equal((await srv.lk.store.getUserByEmail(a.email))!.passwordHash, before);
+  });
+
   it('password change: after too many wrong current passwords the page says to wait, with Retry-After', async () => {
     const a = await signedIn();
     const change = (currentPassword: string) =>

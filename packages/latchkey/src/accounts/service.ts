@@ -97,6 +97,11 @@ export class AccountService {
       });
     }
     await this.perUserPassword.delete(userId);
+    // compared in the hashed (NFKC) form: a "new" password that only differs in width is the same one
+    if (normalisePassword(next) === normalisePassword(current)) {
+      const reason = 'Choose a password different from your current one.';
+      throw new LatchkeyError('password_unchanged', 'the new password is the current one', { fields: { newPassword: reason } });
+    }
     await checkPasswordPolicy(next, this.policy, user.email);
     const passwordHash = await this.hasher.hash(normalisePassword(next));
     const ended = await this.store.changePassword(userId, passwordHash, keepSession);

@@ -357,6 +357,8 @@ async function pages(web: FastifyInstance, ctx: Context) {
             return again(400, { fields: { currentPassword: err.fields?.currentPassword ?? 'Your current password is incorrect.' } });
           case 'weak_password':
             return again(400, { fields: { newPassword: err.fields?.password ?? err.message } });
+          case 'password_unchanged':
+            return again(400, { fields: { newPassword: err.fields?.newPassword ?? err.message } });
           case 'rate_limited':
             reply.header('retry-after', String(err.retryAfter ?? 60));
             return again(429, { form: `Too many wrong passwords. Try again in ${retryText(err.retryAfter)}.` });
