@@ -15,7 +15,7 @@ import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { AuditLog } from '../audit/log.js';
 import { LatchkeyError } from '../errors.js';
 import type { Store, User } from '../store/store.js';
-import { normaliseEmail } from './email.js';
+import { legacyEmailForm, normaliseEmail } from './email.js';
 import { checkPasswordPolicy, normalisePassword, type PasswordHasher, type PasswordPolicy } from './passwords.js';
 
 export interface LoginLimits {
@@ -74,7 +74,10 @@ export class AccountService {
       take(this.perIp, ip, 'too many failed attempts; try again later'),
     ]);
     const tooLong = password.length > this.policy.maxLength * 4;
-    const user = await this.store.getUserByEmail(email);
+    // accounts created under the earlier normal form keep their stored address
+    const legacy = legacyEmailForm(emailInput);
+    const user =
+      (await this.store.getUserByEmail(email)) ?? (legacy !== undefined && legacy !== email ? await this.store.getUserByEmail(legacy) : undefined);
     const ok = await this.hasher.verify(tooLong ? undefined : user?.passwordHash, normalisePassword(password.slice(0, this.policy.maxLength * 4)));
     // a failure keeps the points it took
     if (!ok || !user) throw new LatchkeyError('invalid_credentials', 'email or password is incorrect');
