@@ -194,6 +194,25 @@ describe('per-account limit across addresses, with known devices exempt', () => 
     });
   });
 
+  it('every spelling of an account shares its count, a stored pre-policy address included', async () => {
+    await withServer({ trustProxy: 1, rateLimit: { accountFreeFailures: 3 } }, async (srv) => {
+      await new Client(srv.url).signup('spelling@example.com');
+      const hash = (await srv.lk.store.getUserByEmail('spelling@example.com'))!.passwordHash;
+      // stored before the email policy: a zero-width space survived NFC and lower-casing
+      await srv.lk.store.createUser({ id: 'u_legacy_spelling', email: 'jos\u00e9\u200b@example.com', passwordHash: hash, createdAt: 1 });
+      const spellings: [string, string[]][] = [
+        ['spelling@example.com', ['Spelling@Example.COM', '\uff53\uff50\uff45\uff4c\uff4c\uff49\uff4e\uff47@example.com', ' spelling@example.com', 'SPELLING@example.com', 'spelling@EXAMPLE.com']],
+        ['jos\u00e9\u200b@example.com', ['jos\u00e9\u200b@example.com', 'jose\u0301\u200b@example.com', 'JOS\u00c9\u200b@example.com', 'JOSE\u0301\u200b@EXAMPLE.COM', ' jose\u0301\u200b@example.com']],
+      ];
+      let n = 0;
+      for (const [canonical, variants] of spellings) {
+        const statuses: number[] = [];
+        for (const v of variants) statuses.push((await loginVia(srv, `198.18.9.${++n}`, v, 'wrong password guess')).status);
+        assert.deepEqual(statuses, [401, 401, 401, 401, 429], canonical);
+      }
+    });
+  });
+
   it('a stolen device cookie gives only loginPerAccount guesses, then the account\'s backoff applies', async () => {
     await withServer({ trustProxy: 1, rateLimit: { loginPerAccount: 3, accountFreeFailures: 2 } }, async (srv) => {
       const owner = new Client(srv.url);

@@ -70,7 +70,8 @@ export class AccountService {
     const user =
       (await this.store.getUserByEmail(email)) ?? (legacy !== undefined && legacy !== email ? await this.store.getUserByEmail(legacy) : undefined);
     const device = user ? this.devices.verify(deviceToken, user.id) : undefined;
-    const attempt = await this.throttle.login(ip, email, device);
+    // an existing account is counted by its id, so no spelling of its address gets a fresh count
+    const attempt = await this.throttle.login(ip, user ? user.id : email, device);
     const tooLong = password.length > this.policy.maxLength * 4;
     const ok = await this.hasher.verify(tooLong ? undefined : user?.passwordHash, normalisePassword(password.slice(0, this.policy.maxLength * 4)));
     // a failure keeps the points it took

@@ -110,12 +110,14 @@ export class Throttle {
 
   /**
    * Take a login attempt's points before its password is checked, or throw
-   * rate_limited. `device` is the verified device-cookie id for this account, if any.
+   * rate_limited. `account` is the user id, or the normalised email when no
+   * such user exists (counted the same way, so limits reveal nothing);
+   * `device` is the verified device-cookie id for this account, if any.
    * Returns how to settle the attempt once the password has been checked.
    */
-  async login(ip: string, email: string, device: string | undefined): Promise<{ succeeded(): Promise<void> }> {
+  async login(ip: string, account: string, device: string | undefined): Promise<{ succeeded(): Promise<void> }> {
     if (device !== undefined) {
-      const deviceKey = `${email}|${device}`;
+      const deviceKey = `${account}|${device}`;
       // a device past its own limit is treated as any unknown device
       if (await tryTake(this.perDevice, deviceKey)) {
         // forgives the device's own failures only: the owner signing in mid-attack must not
@@ -124,18 +126,18 @@ export class Throttle {
       }
     }
     const net = networkKey(ip);
-    const pairKey = `${net}|${email}`;
+    const pairKey = `${net}|${account}`;
     const message = 'too many failed attempts; try again later';
     await Promise.all([take(this.perIpAccount, pairKey, message), take(this.perIp, net, message)]);
-    const counted = await this.accountFailures.consume(email, 1);
+    const counted = await this.accountFailures.consume(account, 1);
     const beyond = counted.consumedPoints - this.limits.accountFreeFailures;
     if (beyond > 0) {
       const wait = backoffSeconds(beyond, this.limits);
       try {
-        await this.accountGate.consume(email, 1, { customDuration: wait });
+        await this.accountGate.consume(account, 1, { customDuration: wait });
       } catch (r) {
         // a refused attempt checked no password: it must not lengthen the next wait
-        await this.accountFailures.reward(email, 1);
+        await this.accountFailures.reward(account, 1);
         if (r instanceof RateLimiterRes) throw tooMany(message, r);
         throw r;
       }
@@ -143,7 +145,7 @@ export class Throttle {
     return {
       // the password was right: the account's failures are forgiven, and the attempt does not count for the network
       succeeded: async () => {
-        await Promise.all([this.perIpAccount.delete(pairKey), this.perIp.reward(net, 1), this.accountFailures.delete(email), this.accountGate.delete(email)]);
+        await Promise.all([this.perIpAccount.delete(pairKey), this.perIp.reward(net, 1), this.accountFailures.delete(account), this.accountGate.delete(account)]);
       },
     };
   }
