@@ -4,6 +4,7 @@
  * command-line flags. Validated once at start; domain code receives plain values.
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
@@ -41,7 +42,21 @@ export const ConfigSchema = Type.Object(
     issuer: Type.Optional(Type.String({ pattern: '^https?://[^/?#]+$' })),
     /** Extra origins allowed to send cookie-authenticated state-changing requests. */
     allowedOrigins: Type.Array(Type.String({ pattern: '^https?://[^/?#]+$' }), { default: [] }),
-    trustProxy: Type.Boolean({ default: false }),
+    /**
+     * Which proxies in front of latchkey to believe about the client's address
+     * (X-Forwarded-For): the address every per-IP limit, audit event and session
+     * record uses. `false` (default): none, the TCP peer is the client; behind a
+     * proxy every client then shares the proxy's address. A number n: n proxies,
+     * each appending the address it saw; the client is the n-th entry from the
+     * right (only when latchkey cannot be reached except through them). A list of addresses and CIDRs (or one comma-separated string; the
+     * names loopback, linklocal, uniquelocal stand for their ranges): the client is
+     * the right-most address that is not a listed proxy. `true` is refused: it
+     * believes the left-most entry, which the client writes. From LATCHKEY_TRUST_PROXY.
+     */
+    trustProxy: Type.Union(
+      [Type.Literal(false), Type.Integer({ minimum: 1, maximum: 32 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })],
+      { default: false },
+    ),
     /** Bearer key for /v1/admin/*; at least 32 characters. Without it the admin API is off. */
     adminKey: Type.Optional(Type.String({ minLength: 32 })),
     bodyLimitBytes: Type.Integer({ minimum: 1024, maximum: 1048576, default: 16384 }),
@@ -72,13 +87,29 @@ export const ConfigSchema = Type.Object(
     ),
     rateLimit: Type.Object(
       {
-        /** Failed logins allowed per (IP, email) per window; also wrong current passwords per user at password change. */
+        /**
+         * Failed logins allowed per (IP, email) per window; also wrong current passwords per
+         * user at password change, and wrong passwords per known-device cookie. IPv6
+         * clients are counted per /64 in every per-IP limit.
+         */
         loginPerAccount: Type.Integer({ minimum: 1, default: 10 }),
         /** Failed logins allowed per IP per window. */
         loginPerIp: Type.Integer({ minimum: 1, default: 100 }),
         /** Sign-up attempts allowed per IP per window, successful or not. */
         signupPerIp: Type.Integer({ minimum: 1, default: 20 }),
         windowSeconds: Seconds(900, 1),
+        /**
+         * Failed logins per account from all addresses together (credential stuffing
+         * from many IPs) before backoff: after these, one attempt per
+         * accountBackoffSeconds, doubling with each further failure up to
+         * accountBackoffMaxSeconds. A browser that has signed in to the account
+         * before (its device cookie) is exempt, so an attacker cannot lock the owner out.
+         */
+        accountFreeFailures: Type.Integer({ minimum: 1, default: 10 }),
+        accountBackoffSeconds: Seconds(60, 1),
+        accountBackoffMaxSeconds: Seconds(3600, 1),
+        /** An account's failure count is forgotten this long after its first failure, or at a right password. */
+        accountWindowSeconds: Seconds(24 * 3600, 60),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -182,6 +213,7 @@ const ENV: Record<string, string> = {
   LATCHKEY_ISSUER: 'issuer',
   LATCHKEY_ADMIN_KEY: 'adminKey',
   LATCHKEY_LOG_LEVEL: 'logLevel',
+  LATCHKEY_TRUST_PROXY: 'trustProxy',
 };
 
 /** Build the config from file, env and flags; throws ConfigError naming the bad key. */
@@ -225,6 +257,7 @@ export function parseConfig(input: unknown): Config {
   const raw = structuredClone(input ?? {}) as Record<string, unknown>;
   // env and flags arrive as strings
   if (typeof raw.port === 'string' && /^\d{1,5}$/.test(raw.port)) raw.port = Number(raw.port);
+  raw.trustProxy = trustProxyInput(raw.trustProxy);
   const withDefaults = Value.Default(ConfigSchema, raw);
   const first = Value.Errors(ConfigSchema, withDefaults).First();
   if (first) {
@@ -253,8 +286,50 @@ export function parseConfig(input: unknown): Config {
     if (r.prefix !== '/' && r.prefix.endsWith('/')) throw new ConfigError(`invalid config: gateway.routes.${i}.prefix: must not end with /`);
     seen.add(r.prefix);
   }
+  if (Array.isArray(cfg.trustProxy)) {
+    for (const [i, entry] of cfg.trustProxy.entries()) {
+      if (!isProxyAddress(entry)) {
+        throw new ConfigError(`invalid config: trustProxy.${i}: ${JSON.stringify(entry)} is not an IP address, a CIDR, loopback, linklocal or uniquelocal`);
+      }
+    }
+  }
+  if (cfg.rateLimit.accountBackoffMaxSeconds < cfg.rateLimit.accountBackoffSeconds) {
+    throw new ConfigError('invalid config: rateLimit.accountBackoffMaxSeconds: must be >= rateLimit.accountBackoffSeconds');
+  }
   const issuer = cfg.issuer ?? `http://localhost:${cfg.port}`;
   return { ...cfg, issuer } as Config;
+}
+
+/**
+ * trustProxy as the schema wants it: env and flags give strings ("1",
+ * "10.0.0.0/8, 192.168.0.1"); `true` is refused here with the reason, since it
+ * would let every client pick its own address.
+ */
+function trustProxyInput(v: unknown): unknown {
+  if (v === true || v === 'true') {
+    throw new ConfigError(
+      'invalid config: trustProxy: true would believe the left-most X-Forwarded-For entry, which the client chooses; ' +
+        'set the number of proxies in front of latchkey (e.g. 1) or their addresses/CIDRs (e.g. ["10.0.0.0/8"])',
+    );
+  }
+  if (typeof v !== 'string') return v;
+  const s = v.trim();
+  if (s === 'false' || s === '') return false;
+  if (/^[0-9]{1,2}$/.test(s)) return Number(s);
+  return s.split(',').map((part) => part.trim());
+}
+
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/** An address, a CIDR with a prefix length that fits the family, or one of proxy-addr's range names. */
+function isProxyAddress(entry: string): boolean {
+  if (PROXY_NAMES.has(entry)) return true;
+  const slash = entry.indexOf('/');
+  const family = isIP(slash < 0 ? entry : entry.slice(0, slash));
+  if (family === 0) return false;
+  if (slash < 0) return true;
+  const prefix = entry.slice(slash + 1);
+  return /^[0-9]{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
 }
 
 function describe(schema: TSchema, message: string): string {

@@ -7,6 +7,7 @@ export type ErrorCode =
   | 'invalid_credentials'
   | 'email_taken'
   | 'weak_password'
+  | 'password_unchanged'
   | 'invalid_email'
   | 'unauthenticated'
   | 'session_not_found'

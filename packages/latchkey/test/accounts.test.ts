@@ -164,6 +164,127 @@ describe('sign-up and login', () => {
   });
 });
 
+describe('the password policy judges the password that is hashed (NFKC)', () => {
+  it('refuses a full-width common password, length and email rules also on the NFKC form', async () => {
+    const policy = { minLength: 8, maxLength: 64 };
+    // ｐａｓｓｗｏｒｄ１ hashes as password1
+    await assert.rejects(checkPasswordPolicy('\uff50\uff41\uff53\uff53\uff57\uff4f\uff52\uff44\uff11', policy), /too common/);
+    await assert.rejects(checkPasswordPolicy('\uff4d\uff41\uff52\uff49\uff45.\uff43\uff55\uff52\uff49\uff45\uff19\uff19', policy, 'marie.curie@example.com'), /email/);
+    // three ligatures are nine characters once normalised: long enough
+    await checkPasswordPolicy('\ufb03\ufb03\ufb03', policy);
+    // the full-width form of a single repeated character is still one character
+    await assert.rejects(checkPasswordPolicy('\uff41'.repeat(12), policy), /single character/);
+  });
+
+  it('sign-up refuses ｐａｓｓｗｏｒｄ１ with weak_password and creates no account', async () => {
+    const res = await new Client(srv.url).signup('fullwidth@example.com', '\uff50\uff41\uff53\uff53\uff57\uff4f\uff52\uff44\uff11');
+    assert.equal(res.status, 400);
+    assert.equal((await json(res)).code, 'weak_password');
+    assert.equal(await srv.lk.store.getUserByEmail('fullwidth@example.com'), undefined);
+  });
+
+  it('a new password equal to the current one (or its full-width form) is refused with password_unchanged; nothing changes', async () => {
+    const c = new Client(srv.url);
+    await c.signup('unchanged@example.com');
+    const other = new Client(srv.url);
+    assert.equal((await other.login('unchanged@example.com')).status, 200);
+    const before = await srv.lk.store.getUserByEmail('unchanged@example.com');
+    const fullWidth = [...'correct horse battery staple'].map((ch) => (ch === ' ' ? '\u3000' : String.fromCodePoint(ch.codePointAt(0)! + 0xfee0))).join('');
+    for (const newPassword of ['correct horse battery staple', fullWidth]) {
+      const res = await c.post('/v1/password', { currentPassword: 'correct horse battery staple', newPassword });
+      assert.equal(res.status, 400);
+      const body = await json<{ code: string; errors: { pointer: string }[] }>(res);
+      assert.equal(body.code, 'password_unchanged');
+      assert.deepEqual(body.errors.map((e) => e.pointer), ['/newPassword']);
+    }
+    // the hash is untouched and the other session was not ended
+    assert.equal((await srv.lk.store.getUserByEmail('unchanged@example.com'))!.passwordHash, before!.passwordHash);
+    assert.equal((await other.get('/v1/session')).status, 200);
+  });
+});
+
+describe('emails that render alike are one account, or refused', () => {
+  const refused = (input: string, reason: RegExp) => {
+    assert.throws(() => normaliseEmail(input), (err: { code: string; fields: { email: string } }) => {
+      assert.equal(err.code, 'invalid_email', input);
+      assert.match(err.fields.email, reason, JSON.stringify(input));
+      return true;
+    });
+  };
+
+  it('refuses invisible, control and format characters and unpaired surrogates', () => {
+    for (const ch of ['\u200b', '\u200d', '\u2060', '\ufeff', '\u00ad', '\u0085', '\u2028', '\u2029', '\u202e', '\u200f', '\u061c', '\u3164', '\u0000', '\u007f', '\u00a0', '\ue000', '\ud800', '\udc00']) {
+      refused(`pay${ch}pal@example.com`, /invisible, control or broken/);
+      refused(`paypal@exam${ch}ple.com`, /invisible, control or broken/);
+    }
+    // a lone surrogate at the very end, and a space inside the address
+    refused('paypal@example.com\ud83d', /invisible, control or broken/);
+    refused('pay pal@example.com', /invisible/);
+    // a well-formed pair is not "unpaired" (then refused as a symbol, not as broken)
+    refused('pay\u{1f511}pal@example.com', /not allowed/);
+  });
+
+  it('folds width and case (NFKC + lower case), so full-width forms are the same address', () => {
+    assert.equal(normaliseEmail('\uff30\uff41\uff59\uff30\uff41\uff4c@\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45\uff0e\uff43\uff4f\uff4d'), 'paypal@example.com');
+    assert.equal(normaliseEmail('PayPal\uff20Example.COM'), 'paypal@example.com');
+    assert.equal(normaliseEmail('jose\u0301@example.com'), 'jos\u00e9@example.com');
+    assert.equal(normaliseEmail('\u5c71\u7530\u305f\u308d\u3046@example.jp'), '\u5c71\u7530\u305f\u308d\u3046@example.jp');
+    assert.equal(normaliseEmail('\u0438\u0432\u0430\u043d@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444'), '\u0438\u0432\u0430\u043d@xn--e1afmkfd.xn--p1ai');
+  });
+
+  it('refuses mixed scripts, Latin look-alike Cyrillic, scripts outside UTS #31, and stray marks', () => {
+    refused('p\u0430ypal@example.com', /mix alphabets/); // Cyrillic а in a Latin name
+    refused('paypal@\u0430pple.com', /mix alphabets/);
+    refused('\u0430\u0440\u0440\u04cf\u0435@example.com', /look like Latin/); // аррӏе
+    refused('paypal@xn--80ak6aa92e.com', /look like Latin/); // the punycode of аррӏе
+    refused('\u13da\u13a2\u13b5@example.com', /writing system/); // Cherokee
+    refused('o\u0338@example.com', /not allowed/); // a combining overlay NFKC cannot compose
+  });
+
+  it('requires the domain to be a host name after IDNA: LDH labels of 1..63, at most 253, not numeric', () => {
+    for (const domain of ['localhost', 'exa_mple.com', '-example.com', 'example-.com', 'a..com', '1.2.3.4', '[127.0.0.1]', `${'x'.repeat(64)}.com`, `${'abcdefghi.'.repeat(25)}info`]) {
+      refused(`user@${domain}`, /domain/);
+    }
+    assert.equal(normaliseEmail(`user@${'x'.repeat(63)}.com`), `user@${'x'.repeat(63)}.com`);
+    assert.equal(normaliseEmail('user@B\u00fccher.example'), 'user@xn--bcher-kva.example');
+  });
+
+  it('over HTTP: a look-alike of an existing account collides (409) or is refused (400, /email), and creates nothing', async () => {
+    const before = await countUsers();
+    assert.equal((await new Client(srv.url).signup('lookalike@example.com')).status, 201);
+    const fullWidth = await new Client(srv.url).signup('\uff4c\uff4f\uff4f\uff4b\uff41\uff4c\uff49\uff4b\uff45@example.com');
+    assert.equal(fullWidth.status, 409);
+    assert.equal((await json(fullWidth)).code, 'email_taken');
+    for (const email of ['lookalike\u200b@example.com', 'l\u043eokalike@example.com', 'lookalike@example.com\u2028', 'look\ud800alike@example.com', 'lookalike@exam\u00adple.com']) {
+      const res = await new Client(srv.url).signup(email);
+      assert.equal(res.status, 400, JSON.stringify(email));
+      const body = await json<{ code: string; errors: { pointer: string }[] }>(res);
+      assert.equal(body.code, 'invalid_email');
+      assert.deepEqual(body.errors.map((e) => e.pointer), ['/email']);
+    }
+    assert.equal(await countUsers(), before + 1);
+    // the full-width form signs in to the one account
+    assert.equal((await new Client(srv.url).login('\uff4c\uff4f\uff4f\uff4b\uff41\uff4c\uff49\uff4b\uff45@example.com')).status, 200);
+  });
+
+  it('accounts stored under the earlier normal form keep signing in', async () => {
+    const hash = (await srv.lk.store.getUserByEmail('lookalike@example.com'))!.passwordHash;
+    // stored before this policy: NFC and lower case only, so compatibility forms and a zero-width space survived
+    for (const [id, email] of [['u_legacy_fullwidth', '\uff4c\uff45\uff47\uff41\uff43\uff59@example.com'], ['u_legacy_zwsp', 'leg\u200bacy@example.com']] as const) {
+      await srv.lk.store.createUser({ id, email, passwordHash: hash, createdAt: 1 });
+      const res = await new Client(srv.url).login(email);
+      assert.equal(res.status, 200, JSON.stringify(email));
+      assert.equal((await json<{ user: { id: string } }>(res)).user.id, id);
+    }
+  });
+});
+
+/** Rows in the users table, read from the real SQLite file. */
+async function countUsers(): Promise<number> {
+  const db = (srv.lk.store as unknown as { db: { prepare(q: string): { get(): { n: number } } } }).db;
+  return db.prepare('SELECT count(*) AS n FROM users').get().n;
+}
+
 describe('admin API', () => {
   it('needs the admin key, compared in constant time', async () => {
     const c = new Client(srv.url);

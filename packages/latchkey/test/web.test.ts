@@ -83,7 +83,7 @@ describe('escaping', () => {
     assert.equal(res.statusCode, 400);
     assert.ok(!res.body.includes('<script>'));
     assert.ok(res.body.includes('value="&lt;script&gt;@x.io"'));
-    assert.match(res.body, /id="email-error"[^>]*>.*Enter a valid email address\./);
+    assert.match(res.body, /id="email-error"[^>]*>.*contains a character that is not allowed/);
     assert.match(res.body, /aria-describedby="email-error" aria-invalid="true"/);
     assert.equal(await srv.lk.store.getUserByEmail('<script>@x.io'), undefined);
   });
@@ -205,6 +205,20 @@ describe('form errors', () => {
     });
     assert.equal(res.statusCode, 409);
     assert.match(res.body, /id="email-error"[^>]*>.*already exists/);
+  });
+
+  it('password change: the current password as the new one is refused on the form, and nothing changes', async () => {
+    const a = await signedIn();
+    const before = (await srv.lk.store.getUserByEmail(a.email))!.passwordHash;
+    const res = await app.inject({
+      method: 'POST',
+      url: '/account/password',
+      headers: { ...FORM, cookie: cookieHeader(a.jar) },
+      payload: form({ _csrf: a.csrf, currentPassword: PASSWORD, newPassword: PASSWORD }),
+    });
+    assert.equal(res.statusCode, 400);
+    assert.match(res.body, /id="newPassword-error"[^>]*>.*different from your current one/);
+    assert.equal((await srv.lk.store.getUserByEmail(a.email))!.passwordHash, before);
   });
 
   it('password change: after too many wrong current passwords the page says to wait, with Retry-After', async () => {

@@ -63,15 +63,21 @@ export class PasswordHasher {
   }
 }
 
-/** Throws LatchkeyError('weak_password') with a reason a person can act on. */
+/**
+ * Throws LatchkeyError('weak_password') with a reason a person can act on.
+ * Every rule runs on the NFKC form, the string that is hashed: checking the raw
+ * input let `ｐａｓｓｗｏｒｄ１` (full-width) pass as uncommon, and then `password1`
+ * signed in, because both hash the same.
+ */
 export async function checkPasswordPolicy(password: string, policy: PasswordPolicy, email?: string): Promise<void> {
   const fail = (reason: string) =>
     new LatchkeyError('weak_password', reason, { fields: { password: reason } });
-  // NIST counts characters, not bytes; normalise so the same password typed on two keyboards matches
-  const length = [...password.normalize('NFKC')].length;
+  const normal = normalisePassword(password);
+  // NIST counts characters, not bytes or UTF-16 units
+  const length = [...normal].length;
   if (length < policy.minLength) throw fail(`Use at least ${policy.minLength} characters.`);
   if (length > policy.maxLength) throw fail(`Use at most ${policy.maxLength} characters.`);
-  const lower = password.toLowerCase();
+  const lower = normal.toLowerCase();
   if ((await commonPasswords()).has(lower)) throw fail('This password is too common. Choose a less guessable one.');
   if (email) {
     const local = email.slice(0, email.indexOf('@'));
@@ -79,8 +85,8 @@ export async function checkPasswordPolicy(password: string, policy: PasswordPoli
       throw fail('Do not use your email address in your password.');
     }
   }
-  if (new Set(password).size === 1) throw fail('Do not repeat a single character.');
+  if (new Set(normal).size === 1) throw fail('Do not repeat a single character.');
 }
 
-/** Password normalisation applied before hashing and verifying. */
+/** Password normalisation applied before hashing and verifying (and before every policy rule). */
 export const normalisePassword = (password: string): string => password.normalize('NFKC');

@@ -10,6 +10,7 @@ const STATUS: Record<ErrorCode, number> = {
   invalid_credentials: 401,
   email_taken: 409,
   weak_password: 400,
+  password_unchanged: 400,
   invalid_email: 400,
   unauthenticated: 401,
   session_not_found: 404,

@@ -9,6 +9,7 @@ import { errorHandler, problem, sendProblem } from './problem.js';
 import { accountRoutes } from './routes/accounts.js';
 import { adminRoutes } from './routes/admin.js';
 import { sessionRoutes } from './routes/sessions.js';
+import { trustProxyOption } from './trust-proxy.js';
 
 export interface HttpOptions {
   logger?: boolean;
@@ -27,7 +28,7 @@ export async function buildHttp(ctx: Context, opts: HttpOptions = {}): Promise<F
             redact: ['req.headers.cookie', 'req.headers.authorization', 'res.headers["set-cookie"]'],
           },
     bodyLimit: ctx.config.bodyLimitBytes,
-    trustProxy: ctx.config.trustProxy,
+    trustProxy: trustProxyOption(ctx.config.trustProxy),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false } },
     routerOptions: { maxParamLength: 200 },
     return503OnClosing: true,

@@ -30,7 +30,24 @@ export async function startSession(
     deviceLabel(request.headers['user-agent']),
   );
   setSessionCookie(reply, cookie, secret);
+  rememberDevice(ctx, request, reply, user);
   return session;
+}
+
+/**
+ * The known-device cookie (accounts/known-devices.ts): `__Host-` (Secure,
+ * Path=/, no Domain), HttpOnly, SameSite=Strict, kept for a year. Signing out
+ * keeps it: it says this browser has proved the password before, nothing more.
+ */
+export const DEVICE_COOKIE = '__Host-latchkey-device';
+const DEVICE_COOKIE_MAX_AGE = 365 * 24 * 3600;
+
+export const deviceCookie = (request: FastifyRequest): string | undefined => request.cookies[DEVICE_COOKIE];
+
+/** After a right password: mark this browser as a known device of `user`. */
+export function rememberDevice(ctx: Context, request: FastifyRequest, reply: FastifyReply, user: User): void {
+  const token = ctx.accounts.deviceToken(user.id, deviceCookie(request));
+  reply.setCookie(DEVICE_COOKIE, token, { path: '/', httpOnly: true, secure: true, sameSite: 'strict', maxAge: DEVICE_COOKIE_MAX_AGE });
 }
 
 /** End the session behind the cookie, if any, and clear the cookie either way. */

@@ -16,7 +16,7 @@ import { isLatchkeyError, LatchkeyError } from '../errors.js';
 import type { Context } from '../http/context.js';
 import { clearSessionCookie, sessionCookie } from '../http/cookies.js';
 import { toProblem } from '../http/problem.js';
-import { endSession, startSession } from '../http/signin.js';
+import { deviceCookie, endSession, startSession } from '../http/signin.js';
 import type { AuthenticatedSession } from '../sessions/service.js';
 import { handleOf } from '../sessions/ids.js';
 import { assets } from './assets.js';
@@ -211,7 +211,7 @@ async function pages(web: FastifyInstance, ctx: Context) {
     if (!password) missing.password = MESSAGES.required('password');
     if (Object.keys(missing).length) return again(400, { fields: missing });
     try {
-      const user = await ctx.accounts.login(email, password, request.ip);
+      const user = await ctx.accounts.login(email, password, request.ip, deviceCookie(request));
       await startSession(ctx, request, reply, user);
       return reply.redirect(next ?? '/account', 303);
     } catch (err) {
@@ -357,6 +357,8 @@ async function pages(web: FastifyInstance, ctx: Context) {
             return again(400, { fields: { currentPassword: err.fields?.currentPassword ?? 'Your current password is incorrect.' } });
           case 'weak_password':
             return again(400, { fields: { newPassword: err.fields?.password ?? err.message } });
+          case 'password_unchanged':
+            return again(400, { fields: { newPassword: err.fields?.newPassword ?? err.message } });
           case 'rate_limited':
             reply.header('retry-after', String(err.retryAfter ?? 60));
             return again(429, { form: `Too many wrong passwords. Try again in ${retryText(err.retryAfter)}.` });

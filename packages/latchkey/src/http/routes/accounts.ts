@@ -5,7 +5,7 @@ import type { User } from '../../store/store.js';
 import { sessionHooks } from '../auth.js';
 import type { Context } from '../context.js';
 import { Credentials, PasswordChange } from '../schemas.js';
-import { endSession, startSession as start } from '../signin.js';
+import { deviceCookie, endSession, startSession as start } from '../signin.js';
 import { sessionView, userView } from '../views.js';
 
 /** Sign-up, login, logout, password change: JSON API under /v1. */
@@ -27,7 +27,7 @@ export async function accountRoutes(app: FastifyInstance, ctx: Context) {
 
   app.post<{ Body: Static<typeof Credentials> }>('/v1/login', { schema: { body: Credentials } }, async (request, reply) => {
     ctx.csrf.check(request);
-    const user = await ctx.accounts.login(request.body.email, request.body.password, request.ip);
+    const user = await ctx.accounts.login(request.body.email, request.body.password, request.ip, deviceCookie(request));
     return reply.header('cache-control', 'no-store').send(await startSession(request, reply, user));
   });
 

@@ -24,6 +24,7 @@ import { basicCredentials, type CallingClient } from '../../tokens/clients.js';
 import type { AccessTokenClaims, MintedToken } from '../../tokens/issuer.js';
 import type { Context } from '../context.js';
 import { Credentials } from '../schemas.js';
+import { deviceCookie, rememberDevice } from '../signin.js';
 
 /**
  * SPA mode: the refresh token in an HttpOnly cookie sent only to the token
@@ -75,7 +76,7 @@ export async function oauthRoutes(app: FastifyInstance, ctx: Context) {
     const { email, password, refreshCookie } = request.body;
     let user;
     try {
-      user = await ctx.accounts.login(email, password, request.ip);
+      user = await ctx.accounts.login(email, password, request.ip, deviceCookie(request));
     } catch (err) {
       if (isLatchkeyError(err) && err.code === 'invalid_credentials') {
         await ctx.audit.record({ type: 'token_login_failed', ip: request.ip });
@@ -89,7 +90,11 @@ export async function oauthRoutes(app: FastifyInstance, ctx: Context) {
     });
     const at = await mint(user, issued.sessionHandle, cfg.tokens.clientId);
     await ctx.audit.record({ type: 'token_login_succeeded', userId: user.id, session: issued.sessionHandle, ip: request.ip });
-    if (refreshCookie) setRefreshCookie(reply, issued.refreshToken, issued.session);
+    if (refreshCookie) {
+      setRefreshCookie(reply, issued.refreshToken, issued.session);
+      // a browser client (it keeps cookies): remember it as a known device; native clients get no cookie
+      rememberDevice(ctx, request, reply, user);
+    }
     return reply.headers(NO_STORE).send(tokenResponse(at, refreshCookie ? undefined : issued.refreshToken));
   });
 
