@@ -3,7 +3,8 @@
  * synchronous underneath (microseconds on a warm page cache) and exposed through
  * the async Store contract so the server code is the same for every adapter.
  */
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { restrictMode } from '../../keys/secrets.js';
 import { dirname } from 'node:path';
 import { Database, type Statement } from './driver.js';
 import { LatchkeyError } from '../../errors.js';
@@ -71,7 +72,17 @@ export class SqliteStore implements Store {
   private revocationsWritten = false;
 
   constructor(opts: SqliteStoreOptions) {
-    if (opts.filename !== ':memory:') mkdirSync(dirname(opts.filename), { recursive: true, mode: 0o700 });
+    if (opts.filename !== ':memory:') {
+      mkdirSync(dirname(opts.filename), { recursive: true, mode: 0o700 });
+      // SQLite creates the file with the process umask (often 0644) and gives -wal/-shm the
+      // database file's mode: create it 0600 first, and tighten one found looser
+      try {
+        closeSync(openSync(opts.filename, 'wx', 0o600));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      for (const suffix of ['', '-wal', '-shm', '-journal']) restrictMode(opts.filename + suffix, 0o600);
+    }
     this.db = new Database(opts.filename);
     this.db.pragma('journal_mode = WAL');
     // NORMAL is durable across application crashes in WAL mode; a power loss can lose the last commits.
