@@ -77,9 +77,11 @@ export async function createLatchkey(config: Config, opts: CreateOptions = {}): 
   // once per start, where operators look: plaintext secrets, modes that had to be tightened
   for (const notice of notices) http.log.warn(notice);
 
-  // expired sessions are refused on read; the sweep only reclaims space
+  // expired sessions are refused on read; the sweep only reclaims space (and unused device labels),
+  // and deletes audit events past audit.retentionDays
   const sweep = setInterval(() => {
     sessions.sweep().catch((err: unknown) => http.log.error({ err }, 'session sweep failed'));
+    audit.sweep().catch((err: unknown) => http.log.error({ err }, 'audit sweep failed'));
   }, 60_000);
   sweep.unref();
 

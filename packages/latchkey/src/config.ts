@@ -67,6 +67,11 @@ export const ConfigSchema = Type.Object(
         touchIntervalSeconds: Seconds(60, 1),
         /** In-process cache of verified sessions (entries). */
         cacheSize: Type.Integer({ minimum: 0, default: 10000 }),
+        /**
+         * Sessions one user may hold (browser sessions and token clients' together). A new
+         * login beyond it ends the user's least recently used session, with its revocation event.
+         */
+        maxPerUser: Type.Integer({ minimum: 1, maximum: 10000, default: 50 }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -112,6 +117,18 @@ export const ConfigSchema = Type.Object(
          * environment (LATCHKEY_KEY_ENCRYPTION_KEY) rather than the config file.
          */
         encryptionKey: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9+/_-]{43}=?$' })),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    audit: Type.Object(
+      {
+        /** Audit events older than this are deleted by the sweep (every minute). */
+        retentionDays: Type.Integer({ minimum: 1, default: 90 }),
+        /**
+         * Events no account is tied to (failed token logins: anyone can cause them) written per
+         * minute; past it they are counted and one `audit_events_suppressed` event says how many.
+         */
+        anonymousPerMinute: Type.Integer({ minimum: 1, default: 60 }),
       },
       { additionalProperties: false, default: {} },
     ),
