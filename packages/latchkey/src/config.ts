@@ -129,6 +129,8 @@ export const ConfigSchema = Type.Object(
          * minute; past it they are counted and one `audit_events_suppressed` event says how many.
          */
         anonymousPerMinute: Type.Integer({ minimum: 1, default: 60 }),
+        /** The same per user, for events a user's own requests cause (logins, refresh-token use). */
+        perUserPerMinute: Type.Integer({ minimum: 1, default: 30 }),
       },
       { additionalProperties: false, default: {} },
     ),

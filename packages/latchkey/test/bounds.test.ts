@@ -110,12 +110,14 @@ describe('audit events', () => {
     let clock = Date.UTC(2026, 0, 1, 12, 0, 0);
     const audit = new AuditLog(store, () => clock, { anonymousPerMinute: 5 });
     for (let n = 0; n < 40; n++) await audit.record({ type: 'token_login_failed', ip: `192.0.2.${n}` });
-    // events tied to an account, and the server's own, are not budgeted
+    // events tied to an account have their own budget; the server's own and operators' actions have none
     for (let n = 0; n < 10; n++) await audit.record({ type: 'password_changed', userId: 'u_1', ip: '192.0.2.1' });
-    await audit.record({ type: 'key_rotated', detail: { kid: 'k' } });
+    for (let n = 0; n < 10; n++) await audit.record({ type: 'key_rotated', detail: { kid: 'k' } });
+    for (let n = 0; n < 10; n++) await audit.record({ type: 'admin_user_enabled', userId: 'u_2', ip: '192.0.2.1' });
     assert.equal((await audit.list({ type: 'token_login_failed' })).length, 5);
     assert.equal((await audit.list({ type: 'password_changed' })).length, 10);
-    assert.equal((await audit.list({ type: 'key_rotated' })).length, 1);
+    assert.equal((await audit.list({ type: 'key_rotated' })).length, 10);
+    assert.equal((await audit.list({ type: 'admin_user_enabled' })).length, 10);
     assert.equal((await audit.list({ type: 'audit_events_suppressed' })).length, 0);
 
     clock += 60_000;
@@ -129,6 +131,23 @@ describe('audit events', () => {
     // a new minute, a new budget
     for (let n = 0; n < 6; n++) await audit.record({ type: 'token_login_failed', ip: '192.0.2.9' });
     assert.equal((await audit.list({ type: 'token_login_failed' })).length, 10);
+    await store.close();
+  });
+
+  it('one user’s events past audit.perUserPerMinute are counted, not written, and reported under that user', async () => {
+    const store = await openStore();
+    let clock = Date.UTC(2026, 0, 1, 12, 0, 30);
+    const audit = new AuditLog(store, () => clock, { perUserPerMinute: 4 });
+    for (let n = 0; n < 25; n++) await audit.record({ type: 'token_login_succeeded', userId: 'u_busy', session: `h${n}`, ip: '192.0.2.1' });
+    for (let n = 0; n < 3; n++) await audit.record({ type: 'token_login_succeeded', userId: 'u_calm', ip: '192.0.2.2' });
+    assert.equal((await audit.list({ userId: 'u_busy' })).length, 4);
+    assert.equal((await audit.list({ userId: 'u_calm' })).length, 3);
+    clock += 60_000;
+    await audit.sweep();
+    const [summary, ...none] = await audit.list({ type: 'audit_events_suppressed' });
+    assert.equal(none.length, 0);
+    assert.equal(summary?.userId, 'u_busy');
+    assert.deepEqual(summary?.detail.counts, { token_login_succeeded: 21 });
     await store.close();
   });
 

@@ -37,23 +37,27 @@ export interface AuditInput {
 export interface AuditLimits {
   /** Events older than this are deleted by `sweep`. */
   retentionDays: number;
-  /** Events tied to no account but caused by a request, written per minute at most. */
+  /** Events a request caused and no account is tied to (failed logins), written per minute at most. */
   anonymousPerMinute: number;
+  /** Events a request of one user caused (their logins, refreshes), written per minute and user at most. */
+  perUserPerMinute: number;
 }
 
-const DEFAULT_LIMITS: AuditLimits = { retentionDays: 90, anonymousPerMinute: 60 };
+const DEFAULT_LIMITS: AuditLimits = { retentionDays: 90, anonymousPerMinute: 60, perUserPerMinute: 30 };
 
 /**
- * Anyone can cause an event tied to no account (a failed token login with an unknown
- * email): one row each would let a client grow the table as fast as it can send. Those
- * are written up to a budget per minute; the rest are counted, and one
- * `audit_events_suppressed` event per minute says how many of which type were not written.
+ * Events a client causes at will (a failed token login: anyone; a successful one: any
+ * user, as often as they like) would grow the table as fast as requests arrive. Those
+ * (events with an ip, except operators' admin_* actions) are written up to a budget per
+ * minute: one for all anonymous events, one per user. The rest are counted, and one
+ * `audit_events_suppressed` event per budget and minute says how many of each type were
+ * not written (with the user's id for a user's budget).
  */
 export class AuditLog {
   private readonly limits: AuditLimits;
   private minute = -1;
-  private written = 0;
-  private suppressed = new Map<string, number>();
+  /** Budgets of the current minute by user id ('' for anonymous events). */
+  private budgets = new Map<string, { written: number; suppressed: Map<string, number> }>();
 
   constructor(
     private readonly store: Store,
@@ -64,14 +68,17 @@ export class AuditLog {
   }
 
   async record(e: AuditInput): Promise<void> {
-    // an event with an ip but no user: a request nobody has authenticated caused it
-    if (e.userId === undefined && e.ip !== undefined) {
+    if (e.ip !== undefined && !e.type.startsWith('admin_')) {
       await this.rollMinute();
-      if (this.written >= this.limits.anonymousPerMinute) {
-        this.suppressed.set(e.type, (this.suppressed.get(e.type) ?? 0) + 1);
+      const key = e.userId ?? '';
+      const limit = key === '' ? this.limits.anonymousPerMinute : this.limits.perUserPerMinute;
+      let budget = this.budgets.get(key);
+      if (!budget) this.budgets.set(key, (budget = { written: 0, suppressed: new Map() }));
+      if (budget.written >= limit) {
+        budget.suppressed.set(e.type, (budget.suppressed.get(e.type) ?? 0) + 1);
         return;
       }
-      this.written++;
+      budget.written++;
     }
     await this.store.appendAuditEvent({
       at: Math.floor(this.now() / 1000),
@@ -95,23 +102,24 @@ export class AuditLog {
     return this.store.pruneAuditEvents(cutoff);
   }
 
-  /** On a new minute: reset the budget, and write what the last one suppressed. */
+  /** On a new minute: reset the budgets, and write what the last one suppressed. */
   private async rollMinute(): Promise<void> {
     const minute = Math.floor(this.now() / 60_000);
     if (minute === this.minute) return;
-    const suppressed = this.suppressed;
+    const last = this.budgets;
     const from = this.minute;
     this.minute = minute;
-    this.written = 0;
-    this.suppressed = new Map();
-    if (suppressed.size === 0) return;
-    await this.store.appendAuditEvent({
-      at: Math.floor(this.now() / 1000),
-      type: 'audit_events_suppressed',
-      userId: null,
-      session: null,
-      ip: null,
-      detail: { since: from * 60, until: (from + 1) * 60, counts: Object.fromEntries(suppressed) },
-    });
+    this.budgets = new Map();
+    for (const [userId, { suppressed }] of last) {
+      if (suppressed.size === 0) continue;
+      await this.store.appendAuditEvent({
+        at: Math.floor(this.now() / 1000),
+        type: 'audit_events_suppressed',
+        userId: userId === '' ? null : userId,
+        session: null,
+        ip: null,
+        detail: { since: from * 60, until: (from + 1) * 60, counts: Object.fromEntries(suppressed) },
+      });
+    }
   }
 }
