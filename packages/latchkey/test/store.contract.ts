@@ -138,12 +138,12 @@ export function storeContract(name: string, make: () => Promise<Store>) {
     it('a createSession that fails ends no session and writes no revocation event', async () => {
       const a = uid();
       await store.createUser({ id: a, email: email(), passwordHash: 'h', createdAt: 1 });
-      const s1 = session(a);
-      const s2 = session(a);
+      const s1 = session(a, { lastSeenAt: 1000 });
+      const s2 = session(a, { lastSeenAt: 2000 });
       await store.createSession(s1, { maxPerUser: 2 });
       await store.createSession(s2, { maxPerUser: 2 });
       const seqBefore = await store.lastRevocationSeq();
-      // the same id again: the insert fails after the eviction was decided
+      // the same id as s2 again: the insert fails after s1's eviction was decided
       await assert.rejects(store.createSession({ ...s2, createdAt: 99, lastSeenAt: 99 }, { maxPerUser: 2 }));
       assert.equal((await store.listSessions(a)).length, 2);
       assert.equal(await store.lastRevocationSeq(), seqBefore);
