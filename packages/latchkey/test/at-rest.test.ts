@@ -175,7 +175,10 @@ describe('data dir permissions', () => {
       assert.equal(statSync(join(dataDir, f)).mode & 0o777, 0o600, f);
     }
     const text = lk.notices.join('\n');
-    for (const f of ['latchkey.sqlite', 'csrf.key', 'refresh.key', `${kid}.json`]) assert.ok(text.includes(f), `${f} reported`);
+    for (const f of ['latchkey.sqlite', 'csrf.key', 'refresh.key', `keys/${kid}.json`]) {
+      assert.ok(text.includes(`${join(dataDir, f)} was open to other users (mode 0644): now 0600`), `${f} reported: ${text}`);
+    }
+    assert.ok(text.includes(`${dataDir} was open to other users (mode 0755): now 0700`), text);
     await lk.close();
   });
 });

@@ -14,7 +14,7 @@
  *   flight (refresh.key), and a wrong key must not look like a fresh install.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkKeyFiles, replaceFile, seal, sealPlainKeyFiles, unseal, type Sealed } from './material.js';
 
@@ -107,37 +107,43 @@ function consequence(name: SecretName): string {
 
 /**
  * Make `path` no more open than `mode` (only tightens: bits outside `mode` are cleared).
- * Symlinks are left alone: chmod would change their target. Returns whether it changed.
+ * A symlink is left alone unless `follow`: chmod would change a file elsewhere.
+ * Returns the mode it had when it changed it.
  */
-export function restrictMode(path: string, mode: number): boolean {
+export function restrictMode(path: string, mode: number, follow = false): number | undefined {
   let st;
   try {
-    st = lstatSync(path);
+    st = follow ? statSync(path) : lstatSync(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
-  if (st.isSymbolicLink()) return false;
-  if ((st.mode & 0o777 & ~mode) === 0) return false;
-  chmodSync(path, st.mode & 0o777 & mode);
-  return true;
+  if (st.isSymbolicLink()) return undefined;
+  const was = st.mode & 0o777;
+  if ((was & ~mode) === 0) return undefined;
+  chmodSync(path, was & mode);
+  return was;
 }
 
 /**
- * The data directory and `keys/` to 0700, every regular file in them to 0600.
- * Returns a notice per path it had to tighten.
+ * The data directory and `keys/` to 0700 (followed if they are symlinks: the operator
+ * chose where they point), every regular file in them to 0600. Returns a notice per change.
  */
 export function enforcePermissions(dataDir: string): string[] {
-  const fixed: string[] = [];
-  const dir = (path: string) => {
-    if (restrictMode(path, 0o700)) fixed.push(path);
-    for (const entry of readdirSync(path, { withFileTypes: true })) {
-      if (entry.isFile() && restrictMode(join(path, entry.name), 0o600)) fixed.push(join(path, entry.name));
-    }
+  const notices: string[] = [];
+  const octal = (m: number) => `0${m.toString(8).padStart(3, '0')}`;
+  const tighten = (path: string, mode: number, follow: boolean) => {
+    const was = restrictMode(path, mode, follow);
+    if (was !== undefined) notices.push(`${path} was open to other users (mode ${octal(was)}): now ${octal(was & mode)}`);
   };
-  dir(dataDir);
-  if (existsSync(join(dataDir, 'keys'))) dir(join(dataDir, 'keys'));
-  return fixed.map((p) => `${p} was readable by other users: its mode is now ${p === dataDir || p === join(dataDir, 'keys') ? '0700' : '0600'}`);
+  for (const dir of [dataDir, join(dataDir, 'keys')]) {
+    if (!existsSync(dir)) continue;
+    tighten(dir, 0o700, true);
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      if (entry.isFile()) tighten(join(dir, entry.name), 0o600, false);
+    }
+  }
+  return notices;
 }
 
 export interface PreparedDataDir {
