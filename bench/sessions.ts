@@ -98,7 +98,7 @@ async function storeSize() {
   // heap per cached session: authenticate 10,000 sessions through the real service
   const s2 = new SqliteStore({ filename: file });
   await s2.migrate();
-  const svc = new SessionService(s2, { idleTimeoutSeconds: 86400, absoluteLifetimeSeconds: 30 * 86400, touchIntervalSeconds: 3600, cacheSize: 10_000 });
+  const svc = new SessionService(s2, { idleTimeoutSeconds: 86400, absoluteLifetimeSeconds: 30 * 86400, touchIntervalSeconds: 3600, cacheSize: 10_000, maxPerUser: 10_000 });
   const uid = ids[0]!;
   const secrets: string[] = [];
   for (let i = 0; i < 10_000; i++) secrets.push((await svc.create(uid, { userAgent: undefined, ip: '127.0.0.1' }, 'Firefox on Linux')).secret);

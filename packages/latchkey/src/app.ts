@@ -2,8 +2,6 @@
  * Assemble a latchkey instance from a config: store, domain services, HTTP.
  * Used by `latchkey serve`, by tests, and by benchmarks.
  */
-import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { AccountService } from './accounts/service.js';
@@ -22,6 +20,8 @@ import { revocationRoutes } from './http/routes/revocations.js';
 import { GatewayTokens } from './gateway/tokens.js';
 import { gatewayRoutes } from './http/routes/gateway.js';
 import { webRoutes } from './web/routes.js';
+import { parseEncryptionKey } from './keys/material.js';
+import { prepareDataDir } from './keys/secrets.js';
 
 export interface Latchkey {
   config: Config;
@@ -31,6 +31,8 @@ export interface Latchkey {
   revocations: RevocationFeed;
   store: Store;
   context: Context;
+  /** Warnings logged once at start (secrets stored unencrypted, permissions tightened, files sealed). */
+  notices: readonly string[];
   http: FastifyInstance;
   /** Stop timers, close HTTP and the store. */
   close(): Promise<void>;
@@ -43,20 +45,11 @@ export interface CreateOptions extends HttpOptions {
   store?: Store;
 }
 
-/** Read a 32-byte secret from the data dir, creating it (mode 0600) on first start. */
-export function dataDirSecret(dataDir: string, name: string): Buffer {
-  const file = join(dataDir, name);
-  if (existsSync(file)) return Buffer.from(readFileSync(file, 'utf8').trim(), 'base64url');
-  const secret = randomBytes(32);
-  writeFileSync(file, secret.toString('base64url') + '\n', { mode: 0o600, flag: 'wx' });
-  chmodSync(file, 0o600);
-  return secret;
-}
-
 export async function createLatchkey(config: Config, opts: CreateOptions = {}): Promise<Latchkey> {
   const now = opts.now ?? Date.now;
   const dataDir = resolve(config.dataDir);
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  // permissions, secrets, and (with a key-encryption key) everything sealed, before anything else reads the dir
+  const { secrets, notices } = prepareDataDir(dataDir, parseEncryptionKey(config.keys.encryptionKey));
   const store = opts.store ?? new SqliteStore({ filename: join(dataDir, 'latchkey.sqlite') });
   await store.migrate();
   // revocation events live as long as the tokens they refer to, plus clock skew
@@ -65,8 +58,8 @@ export async function createLatchkey(config: Config, opts: CreateOptions = {}): 
 
   const hasher = new PasswordHasher(config.passwords.argon2);
   const sessions = new SessionService(store, config.sessions, now);
-  const csrf = new CsrfGuard(config.issuer, config.allowedOrigins, dataDirSecret(dataDir, 'csrf.key'));
-  const tokenServices = await createTokenServices({ config, store, sessions, sealKey: dataDirSecret(dataDir, 'refresh.key'), now });
+  const csrf = new CsrfGuard(config.issuer, config.allowedOrigins, secrets['csrf.key']);
+  const tokenServices = await createTokenServices({ config, store, sessions, sealKey: secrets['refresh.key'], now });
   const { keys, tokens, refresh, clients, audit } = tokenServices;
   const accounts = new AccountService(store, hasher, config.passwords, config.rateLimit, audit, now, dataDirSecret(dataDir, 'device.key'));
   const context: Context = { config, store, accounts, sessions, csrf, keys, tokens, refresh, clients, audit };
@@ -81,10 +74,14 @@ export async function createLatchkey(config: Config, opts: CreateOptions = {}): 
     plugins: [oauthRoutes, gatewayRoutes(gateway), revocationRoutes(revocations), webRoutes, ...(opts.plugins ?? [])],
   });
   tokenServices.start((err, what) => http.log.error({ err }, what));
+  // once per start, where operators look: plaintext secrets, modes that had to be tightened
+  for (const notice of notices) http.log.warn(notice);
 
-  // expired sessions are refused on read; the sweep only reclaims space
+  // expired sessions are refused on read; the sweep only reclaims space (and unused device labels),
+  // and deletes audit events past audit.retentionDays
   const sweep = setInterval(() => {
     sessions.sweep().catch((err: unknown) => http.log.error({ err }, 'session sweep failed'));
+    audit.sweep().catch((err: unknown) => http.log.error({ err }, 'audit sweep failed'));
   }, 60_000);
   sweep.unref();
 
@@ -94,6 +91,7 @@ export async function createLatchkey(config: Config, opts: CreateOptions = {}): 
     revocations,
     store,
     context,
+    notices,
     http,
     async close() {
       clearInterval(sweep);

@@ -82,6 +82,11 @@ export const ConfigSchema = Type.Object(
         touchIntervalSeconds: Seconds(60, 1),
         /** In-process cache of verified sessions (entries). */
         cacheSize: Type.Integer({ minimum: 0, default: 10000 }),
+        /**
+         * Sessions one user may hold (browser sessions and token clients' together). A new
+         * login beyond it ends the user's least recently used session, with its revocation event.
+         */
+        maxPerUser: Type.Integer({ minimum: 1, maximum: 10000, default: 50 }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -136,10 +141,27 @@ export const ConfigSchema = Type.Object(
         /** The next key is published this long before it starts signing. */
         prePublishSeconds: Seconds(24 * 3600, 1),
         /**
-         * 32 random bytes, base64 or base64url (`openssl rand -base64 32`): private key
-         * files are AES-256-GCM encrypted with it. From LATCHKEY_KEY_ENCRYPTION_KEY.
+         * The key-encryption key: 32 random bytes, base64 or base64url (`openssl rand -base64 32`).
+         * Private signing keys and the data dir's secret files (csrf.key, refresh.key) are
+         * AES-256-GCM encrypted with it; plaintext ones are encrypted at the next start. Without
+         * it they are plaintext and `serve` warns at start. Set it in production, from the
+         * environment (LATCHKEY_KEY_ENCRYPTION_KEY) rather than the config file.
          */
         encryptionKey: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9+/_-]{43}=?$' })),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    audit: Type.Object(
+      {
+        /** Audit events older than this are deleted by the sweep (every minute). */
+        retentionDays: Type.Integer({ minimum: 1, default: 90 }),
+        /**
+         * Events no account is tied to (failed token logins: anyone can cause them) written per
+         * minute; past it they are counted and one `audit_events_suppressed` event says how many.
+         */
+        anonymousPerMinute: Type.Integer({ minimum: 1, default: 60 }),
+        /** The same per user, for events a user's own requests cause (logins, refresh-token use). */
+        perUserPerMinute: Type.Integer({ minimum: 1, default: 30 }),
       },
       { additionalProperties: false, default: {} },
     ),

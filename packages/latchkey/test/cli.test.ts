@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -41,6 +42,35 @@ describe('latchkey serve', () => {
     assert.equal(statSync(join(dir, 'csrf.key')).mode & 0o777, 0o600);
     p.child.kill('SIGTERM');
     assert.equal(await p.exited, 0, p.output());
+  });
+
+  it('warns once at start that secrets are unencrypted without LATCHKEY_KEY_ENCRYPTION_KEY, and not with it', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'latchkey-cli-'));
+    for (const kek of ['', randomBytes(32).toString('base64')]) {
+      const port = await freePort();
+      const p = start(['serve', '--port', String(port), '--data-dir', join(root, kek ? 'sealed' : 'plain')], {
+        LATCHKEY_LOG_LEVEL: 'warn',
+        LATCHKEY_KEY_ENCRYPTION_KEY: kek,
+      });
+      await waitHealthy(`http://127.0.0.1:${port}`);
+      await fetch(`http://127.0.0.1:${port}/healthz`);
+      p.child.kill('SIGTERM');
+      assert.equal(await p.exited, 0, p.output());
+      const warnings = p.output().match(/unencrypted: for production set LATCHKEY_KEY_ENCRYPTION_KEY/g) ?? [];
+      assert.equal(warnings.length, kek ? 0 : 1, p.output());
+      if (!kek) assert.match(p.output(), /openssl rand -base64 32/);
+    }
+  });
+
+  it('refuses to start on an empty secret file, exit 1, naming the file; the file is left as it was', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'latchkey-cli-')), 'data');
+    mkdirSync(dir, { mode: 0o700 });
+    writeFileSync(join(dir, 'csrf.key'), '', { mode: 0o600 });
+    const p = start(['serve', '--port', String(await freePort()), '--data-dir', dir]);
+    assert.equal(await p.exited, 1, p.output());
+    assert.ok(p.output().includes(`${join(dir, 'csrf.key')} is empty`), p.output());
+    assert.equal(readFileSync(join(dir, 'csrf.key'), 'utf8'), '');
+    assert.equal(existsSync(join(dir, 'latchkey.sqlite')), false, 'nothing else written');
   });
 
   it('reads env and a config file', async () => {

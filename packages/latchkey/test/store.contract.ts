@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it, beforeEach, afterEach } from 'node:test';
+import { handleOf } from '../src/sessions/ids.js';
 import type { Session, Store } from '../src/store/store.js';
 
 let n = 0;
@@ -102,6 +103,69 @@ export function storeContract(name: string, make: () => Promise<Store>) {
         [s2.idHash, s1.idHash].map((h) => h.toString('hex')),
       );
       assert.equal(list[0]!.device, 'Safari on iPhone');
+    });
+
+    it('createSession with maxPerUser ends the user’s least recently used sessions in the same call, each with a revocation event', async () => {
+      const a = uid();
+      const b = uid();
+      await store.createUser({ id: a, email: email(), passwordHash: 'h', createdAt: 1 });
+      await store.createUser({ id: b, email: email(), passwordHash: 'h', createdAt: 1 });
+      // created in one order, used in another: eviction follows use (lastSeenAt), not age
+      const used = [session(a, { createdAt: 10, lastSeenAt: 50 }), session(a, { createdAt: 20, lastSeenAt: 30 }), session(a, { createdAt: 30, lastSeenAt: 40 })];
+      for (const s of used) assert.deepEqual(await store.createSession(s, { maxPerUser: 3 }), []);
+      const other = session(b, { lastSeenAt: 1 });
+      await store.createSession(other, { maxPerUser: 3 });
+      const seqBefore = await store.lastRevocationSeq();
+      const fourth = session(a, { createdAt: 60, lastSeenAt: 60 });
+      const ended = await store.createSession(fourth, { maxPerUser: 3 });
+      assert.deepEqual(ended.map((s) => s.idHash.toString('hex')), [used[1]!.idHash.toString('hex')]);
+      const hex = (list: Session[]) => list.map((s) => s.idHash.toString('hex')).sort();
+      assert.deepEqual(hex(await store.listSessions(a)), hex([used[0]!, used[2]!, fourth]));
+      assert.equal(await store.getSession(used[1]!.idHash), undefined);
+      assert.ok(await store.getSession(other.idHash), 'another user’s sessions are not touched');
+      const events = await store.listRevocations(seqBefore, 100, 0);
+      assert.equal(events.length, 1);
+      assert.equal(events[0]!.kind, 'session');
+      assert.equal(events[0]!.sid, handleOf(used[1]!.idHash));
+      assert.deepEqual(events[0]!.detail, { initiator: 'policy', reason: 'session_limit' });
+      // a lower limit (the operator lowered it) ends as many as it takes, least recently used first
+      const fifth = session(a, { createdAt: 70, lastSeenAt: 70 });
+      const more = await store.createSession(fifth, { maxPerUser: 2 });
+      assert.deepEqual(hex(more), hex([used[0]!, used[2]!]));
+      assert.deepEqual(hex(await store.listSessions(a)), hex([fourth, fifth]));
+    });
+
+    it('a createSession that fails ends no session and writes no revocation event', async () => {
+      const a = uid();
+      await store.createUser({ id: a, email: email(), passwordHash: 'h', createdAt: 1 });
+      const s1 = session(a, { lastSeenAt: 1000 });
+      const s2 = session(a, { lastSeenAt: 2000 });
+      await store.createSession(s1, { maxPerUser: 2 });
+      await store.createSession(s2, { maxPerUser: 2 });
+      const seqBefore = await store.lastRevocationSeq();
+      // the same id as s2 again: the insert fails after s1's eviction was decided
+      await assert.rejects(store.createSession({ ...s2, createdAt: 99, lastSeenAt: 99 }, { maxPerUser: 2 }));
+      assert.equal((await store.listSessions(a)).length, 2);
+      assert.equal(await store.lastRevocationSeq(), seqBefore);
+    });
+
+    it('without maxPerUser, createSession ends nothing', async () => {
+      const a = uid();
+      await store.createUser({ id: a, email: email(), passwordHash: 'h', createdAt: 1 });
+      for (let i = 0; i < 60; i++) assert.deepEqual(await store.createSession(session(a)), []);
+      assert.equal((await store.listSessions(a)).length, 60);
+    });
+
+    it('a device label is shown again after the sweep removed every session that had it', async () => {
+      const a = uid();
+      await store.createUser({ id: a, email: email(), passwordHash: 'h', createdAt: 1 });
+      const label = `Label ${randomBytes(4).toString('hex')}`;
+      const first = session(a, { device: label, expiresAt: 1500 });
+      await store.createSession(first);
+      assert.equal(await store.deleteExpiredSessions(2000, 86400), 1);
+      const again = session(a, { device: label, lastSeenAt: 1900, expiresAt: 100000 });
+      await store.createSession(again);
+      assert.equal((await store.getSession(again.idHash))?.session.device, label);
     });
 
     it('finds a session by handle prefix, honouring the owner', async () => {

@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { SqliteStore } from '../src/store/sqlite/index.js';
+import { randomBytes } from 'node:crypto';
+import { DEVICE_PRUNE_ABOVE, SqliteStore } from '../src/store/sqlite/index.js';
 import { driverPackage } from '../src/store/sqlite/driver.js';
 import { storeContract } from './store.contract.js';
 
@@ -30,6 +31,25 @@ describe('sqlite store', () => {
     await b.migrate();
     assert.equal((await b.getUserById('u_keep'))?.email, 'keep@example.com');
     await b.close();
+  });
+
+  it('the sweep forgets device labels no session shows once there are more than DEVICE_PRUNE_ABOVE', async () => {
+    const store = new SqliteStore({ filename: join(dir, 'devices.sqlite') });
+    await store.migrate();
+    await store.createUser({ id: 'u_dev', email: 'dev@example.com', passwordHash: 'h', createdAt: 1 });
+    const base = { userId: 'u_dev', createdAt: 1000, lastSeenAt: 1000, ip: '192.0.2.1' };
+    const live = { ...base, idHash: randomBytes(32), expiresAt: 100_000, device: 'Firefox on Linux' };
+    await store.createSession(live);
+    // one session per made-up label, as clients with arbitrary User-Agents could leave behind
+    for (let i = 0; i <= DEVICE_PRUNE_ABOVE; i++) {
+      await store.createSession({ ...base, idHash: randomBytes(32), expiresAt: 1500, device: `Made up ${i}` });
+    }
+    const devices = () => store.db.prepare('SELECT label FROM devices ORDER BY label').pluck().all();
+    assert.equal(devices().length, DEVICE_PRUNE_ABOVE + 2);
+    assert.equal(await store.deleteExpiredSessions(2000, 86400), DEVICE_PRUNE_ABOVE + 1);
+    assert.deepEqual(devices(), ['Firefox on Linux']);
+    assert.equal((await store.getSession(live.idHash))?.session.device, 'Firefox on Linux');
+    await store.close();
   });
 
   it('refuses a database from a newer version', async () => {

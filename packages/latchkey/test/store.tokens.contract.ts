@@ -184,6 +184,32 @@ export function tokenStoreContract(name: string, make: () => Promise<Store>) {
       assert.equal(await store.promoteSigningKey('k1', 170), false, 'a retired key cannot be promoted');
     });
 
+    it('createRefreshFamily with maxPerUser ends the user’s least recently used session in the same call', async () => {
+      const f = await family({ lastSeenAt: 1000 });
+      const browser = { ...f.session, idHash: randomBytes(32), lastSeenAt: 1200, idleTimeoutSeconds: undefined };
+      delete browser.idleTimeoutSeconds;
+      await store.createSession(browser);
+      const seqBefore = await store.lastRevocationSeq();
+      const second = { ...f.session, idHash: randomBytes(32), createdAt: 1300, lastSeenAt: 1300 };
+      const ended = await store.createRefreshFamily(
+        { session: second, keyHash: sha(randomBytes(16)), clientId: 'latchkey', tokenHash: sha(randomBytes(32)) },
+        { maxPerUser: 2 },
+      );
+      assert.deepEqual(ended.map((s) => s.idHash.toString('hex')), [f.session.idHash.toString('hex')]);
+      // the evicted session's family went with it: its token is unknown
+      assert.equal(await store.findRefreshToken(f.tokenHash, f.keyHash), undefined);
+      assert.equal((await store.listSessions(f.userId)).length, 2);
+      const events = await store.listRevocations(seqBefore, 10, 0);
+      assert.deepEqual(events.map((e) => [e.kind, e.detail]), [['session', { initiator: 'policy', reason: 'session_limit' }]]);
+    });
+
+    it('audit events: pruneAuditEvents forgets those older than the cutoff, and only those', async () => {
+      for (const at of [100, 199, 200, 300]) await store.appendAuditEvent({ at, type: 'a', userId: null, session: null, ip: null, detail: {} });
+      assert.equal(await store.pruneAuditEvents(200), 2);
+      assert.deepEqual((await store.listAuditEvents({ limit: 10 })).map((e) => e.at), [300, 200]);
+      assert.equal(await store.pruneAuditEvents(200), 0);
+    });
+
     it('audit events: appended and listed newest first, filtered by user and type', async () => {
       await store.appendAuditEvent({ at: 1, type: 'a', userId: 'u1', session: 'h1', ip: '192.0.2.1', detail: { x: 1 } });
       await store.appendAuditEvent({ at: 2, type: 'b', userId: 'u1', session: null, ip: null, detail: {} });

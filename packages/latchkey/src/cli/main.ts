@@ -21,8 +21,11 @@ Options (environment equivalents in brackets):
   --host H          listen address, default 127.0.0.1 [LATCHKEY_HOST]
   --data-dir DIR    SQLite file, keys and secrets, default ./.latchkey [LATCHKEY_DATA_DIR]
   --config FILE     JSON config file [LATCHKEY_CONFIG]
-  Private signing keys are encrypted at rest when LATCHKEY_KEY_ENCRYPTION_KEY holds
-  32 random bytes, base64 (e.g. openssl rand -base64 32).
+
+Production: set LATCHKEY_KEY_ENCRYPTION_KEY to 32 random bytes, base64 (openssl rand -base64 32).
+  With it, private signing keys and the secret files of the data dir are encrypted at rest
+  (plaintext ones from an earlier start are encrypted in place); without it, serve warns at
+  start. Every start makes the data dir 0700 and its files 0600.
 `;
 
 export type Command = (args: string[]) => Promise<number>;

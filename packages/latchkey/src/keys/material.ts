@@ -1,7 +1,8 @@
 /**
  * Signing-key material: generation, the `kid`, and the private-key files in
  * `<dataDir>/keys/` (directory 0700, files 0600, AES-256-GCM encrypted when an
- * encryption key is configured). Only the private half lives here; the public
+ * encryption key is configured), and the sealing every secret file at rest uses
+ * (keys/secrets.ts). Only the private half lives here; the public
  * half and the schedule live in the store so every process sees one state.
  */
 import {
@@ -13,7 +14,7 @@ import {
   randomBytes,
   type KeyObject,
 } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { SigningAlgorithm } from '../store/store.js';
@@ -88,14 +89,62 @@ interface PlainFile {
   alg: SigningAlgorithm;
   jwk: Record<string, string>;
 }
-interface SealedFile {
+interface SealedFile extends Sealed {
   v: 1;
   kid: string;
   alg: SigningAlgorithm;
   enc: 'A256GCM';
+}
+
+/** AES-256-GCM output, base64url fields as stored in files. */
+export interface Sealed {
   iv: string;
   tag: string;
   data: string;
+}
+
+/**
+ * Seal `plain` with the key-encryption key. `aad` names what the bytes are for
+ * (a kid and alg, a secret's file name): a file copied over another does not open.
+ */
+export function seal(kek: Buffer, aad: string, plain: Buffer): Sealed {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', kek, iv);
+  cipher.setAAD(Buffer.from(aad));
+  const data = Buffer.concat([cipher.update(plain), cipher.final()]);
+  return { iv: iv.toString('base64url'), tag: cipher.getAuthTag().toString('base64url'), data: data.toString('base64url') };
+}
+
+/** Open what `seal` sealed with the same `aad`; undefined when the key, the AAD or the bytes do not match. */
+export function unseal(kek: Buffer, aad: string, sealed: Sealed): Buffer | undefined {
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', kek, Buffer.from(sealed.iv, 'base64url'));
+    decipher.setAAD(Buffer.from(aad));
+    decipher.setAuthTag(Buffer.from(sealed.tag, 'base64url'));
+    return Buffer.concat([decipher.update(Buffer.from(sealed.data, 'base64url')), decipher.final()]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Replace `file` with `content` (0600) so that a reader sees the old or the new file, never a half-written one. */
+export function replaceFile(file: string, content: string): void {
+  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    writeFileSync(tmp, content, { mode: 0o600, flag: 'wx' });
+    chmodSync(tmp, 0o600);
+    renameSync(tmp, file);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
+
+function keyFileContent(m: { kid: string; alg: SigningAlgorithm }, jwk: Record<string, string>, encryptionKey: Buffer | undefined): string {
+  // the AAD binds the ciphertext to its kid and alg: a file copied under another name does not decrypt
+  const content: PlainFile | SealedFile = encryptionKey
+    ? { v: 1, kid: m.kid, alg: m.alg, enc: 'A256GCM', ...seal(encryptionKey, `${m.kid}.${m.alg}`, Buffer.from(JSON.stringify(jwk))) }
+    : { v: 1, kid: m.kid, alg: m.alg, jwk };
+  return JSON.stringify(content) + '\n';
 }
 
 /** Write the private key, 0600 in a 0700 directory; sealed with `encryptionKey` when given. */
@@ -103,59 +152,79 @@ export function writePrivateKey(dir: string, m: KeyMaterial, encryptionKey: Buff
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
   const jwk = m.privateKey.export({ format: 'jwk' }) as Record<string, string>;
-  let content: PlainFile | SealedFile;
-  if (encryptionKey) {
-    const iv = randomBytes(12);
-    const cipher = createCipheriv('aes-256-gcm', encryptionKey, iv);
-    // binds the ciphertext to its kid and alg: a file copied under another name does not decrypt
-    cipher.setAAD(Buffer.from(`${m.kid}.${m.alg}`));
-    const data = Buffer.concat([cipher.update(JSON.stringify(jwk)), cipher.final()]);
-    content = {
-      v: 1,
-      kid: m.kid,
-      alg: m.alg,
-      enc: 'A256GCM',
-      iv: iv.toString('base64url'),
-      tag: cipher.getAuthTag().toString('base64url'),
-      data: data.toString('base64url'),
-    };
-  } else {
-    content = { v: 1, kid: m.kid, alg: m.alg, jwk };
-  }
   const file = fileOf(dir, m.kid);
-  writeFileSync(file, JSON.stringify(content) + '\n', { mode: 0o600, flag: 'wx' });
+  writeFileSync(file, keyFileContent(m, jwk, encryptionKey), { mode: 0o600, flag: 'wx' });
   chmodSync(file, 0o600);
 }
 
-/** Read a private key written by writePrivateKey. Throws KeyFileError saying what is wrong. */
-export function readPrivateKey(dir: string, kid: string, alg: SigningAlgorithm, encryptionKey: Buffer | undefined): KeyObject {
+function parseKeyFile(dir: string, kid: string): PlainFile | SealedFile {
   const file = fileOf(dir, kid);
-  let parsed: PlainFile | SealedFile;
   try {
-    parsed = JSON.parse(readFileSync(file, 'utf8')) as PlainFile | SealedFile;
+    const parsed = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+    if (typeof parsed !== 'object' || parsed === null) throw new Error('not an object');
+    return parsed as PlainFile | SealedFile;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new KeyFileError(`cannot read the private key of ${kid} (${code ?? 'not JSON'}) in ${dir}`);
   }
+}
+
+/** Read a private key written by writePrivateKey. Throws KeyFileError saying what is wrong. */
+export function readPrivateKey(dir: string, kid: string, alg: SigningAlgorithm, encryptionKey: Buffer | undefined): KeyObject {
+  const parsed = parseKeyFile(dir, kid);
   if (parsed.kid !== kid || parsed.alg !== alg) throw new KeyFileError(`the key file of ${kid} holds another key`);
   let jwk: Record<string, string>;
   if ('enc' in parsed) {
     if (!encryptionKey) {
       throw new KeyFileError(`the private key of ${kid} is encrypted: set LATCHKEY_KEY_ENCRYPTION_KEY`);
     }
-    try {
-      const decipher = createDecipheriv('aes-256-gcm', encryptionKey, Buffer.from(parsed.iv, 'base64url'));
-      decipher.setAAD(Buffer.from(`${kid}.${alg}`));
-      decipher.setAuthTag(Buffer.from(parsed.tag, 'base64url'));
-      const plain = Buffer.concat([decipher.update(Buffer.from(parsed.data, 'base64url')), decipher.final()]);
-      jwk = JSON.parse(plain.toString('utf8')) as Record<string, string>;
-    } catch {
-      throw new KeyFileError(`cannot decrypt the private key of ${kid}: wrong LATCHKEY_KEY_ENCRYPTION_KEY?`);
-    }
+    const plain = unseal(encryptionKey, `${kid}.${alg}`, parsed);
+    if (!plain) throw new KeyFileError(`cannot decrypt the private key of ${kid}: wrong LATCHKEY_KEY_ENCRYPTION_KEY?`);
+    jwk = JSON.parse(plain.toString('utf8')) as Record<string, string>;
   } else {
     jwk = parsed.jwk;
   }
-  return createPrivateKey({ key: jwk, format: 'jwk' });
+  try {
+    return createPrivateKey({ key: jwk, format: 'jwk' });
+  } catch {
+    throw new KeyFileError(`the key file of ${kid} in ${dir} does not hold a valid private key`);
+  }
+}
+
+/** The kids of the key files in `dir`. */
+function keyFilesIn(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .map((f) => (f.endsWith('.json') ? f.slice(0, -'.json'.length) : ''))
+    .filter((kid) => KID.test(kid));
+}
+
+/** Check that every key file in `dir` opens (sealed ones with `encryptionKey`). Throws KeyFileError naming the first that does not. */
+export function checkKeyFiles(dir: string, encryptionKey: Buffer): void {
+  for (const kid of keyFilesIn(dir)) {
+    const parsed = parseKeyFile(dir, kid);
+    readPrivateKey(dir, kid, parsed.alg, 'enc' in parsed ? encryptionKey : undefined);
+  }
+}
+
+/**
+ * Encrypt every plaintext key file in `dir` with `encryptionKey`, in place (an
+ * operator turned the key-encryption key on). Each file is checked to open with
+ * the key before it is rewritten. Returns the kids it sealed.
+ */
+export function sealPlainKeyFiles(dir: string, encryptionKey: Buffer): string[] {
+  const sealed: string[] = [];
+  for (const kid of keyFilesIn(dir)) {
+    const parsed = parseKeyFile(dir, kid);
+    if ('enc' in parsed) continue;
+    if (parsed.kid !== kid) throw new KeyFileError(`the key file of ${kid} holds another key`);
+    // refuse to seal what would not load: an unreadable key should fail here, not after it is encrypted
+    readPrivateKey(dir, kid, parsed.alg, undefined);
+    replaceFile(fileOf(dir, kid), keyFileContent(parsed, parsed.jwk, encryptionKey));
+    readPrivateKey(dir, kid, parsed.alg, encryptionKey);
+    sealed.push(kid);
+  }
+  return sealed;
 }
 
 /** Whether any key file in `dir` is encrypted. */

@@ -126,7 +126,11 @@ export class RefreshService {
     };
     const familyKey = randomBytes(KEY_BYTES);
     const raw = Buffer.concat([familyKey, randomBytes(SECRET_BYTES)]);
-    await this.store.createRefreshFamily({ session, keyHash: sha256(familyKey), clientId: client.clientId, tokenHash: sha256(raw) });
+    const evicted = await this.store.createRefreshFamily(
+      { session, keyHash: sha256(familyKey), clientId: client.clientId, tokenHash: sha256(raw) },
+      this.sessions.limit,
+    );
+    this.sessions.ended(evicted, 'session_limit');
     return { refreshToken: raw.toString('base64url'), session, sessionHandle: handleOf(session.idHash) };
   }
 

@@ -2,7 +2,7 @@
  * Browser sessions: creation, authentication with an in-process cache, throttled
  * sliding renewal, and every way a session ends. No HTTP here.
  */
-import type { Session, SessionWithUser, Store } from '../store/store.js';
+import type { Session, SessionLimit, SessionWithUser, Store } from '../store/store.js';
 import { handleOf, hashSecret, looksLikeSecret, newSecret, parseHandle } from './ids.js';
 
 export interface SessionSettings {
@@ -10,6 +10,8 @@ export interface SessionSettings {
   absoluteLifetimeSeconds: number;
   touchIntervalSeconds: number;
   cacheSize: number;
+  /** Sessions one user may hold; a new one ends the least recently used beyond it. */
+  maxPerUser: number;
 }
 
 export type EndReason =
@@ -21,7 +23,9 @@ export type EndReason =
   | 'signed_out_everywhere'
   | 'login'
   /** an already-rotated refresh token was replayed after the grace window (refresh/) */
-  | 'refresh_reuse_detected';
+  | 'refresh_reuse_detected'
+  /** the least recently used session, ended to make room for a new one (sessions.maxPerUser) */
+  | 'session_limit';
 
 /** Told of every ended session (revocation feed, audit log, token caches). */
 export type SessionEndListener = (sessions: readonly Session[], reason: EndReason) => void;
@@ -106,7 +110,7 @@ export class SessionService {
       device: deviceLabel,
       ip: client.ip,
     };
-    await this.store.createSession(session);
+    this.ended(await this.store.createSession(session, this.limit), 'session_limit');
     return { secret, session };
   }
 
@@ -165,6 +169,11 @@ export class SessionService {
       await this.store.touchSession(session.idHash, t, ip);
     }
     return entry.value;
+  }
+
+  /** The per-user cap, for every store call that creates a session (refresh families too). */
+  get limit(): SessionLimit {
+    return { maxPerUser: this.settings.maxPerUser };
   }
 
   isLive(session: Session, t = this.seconds()): boolean {

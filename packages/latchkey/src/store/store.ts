@@ -161,6 +161,11 @@ export interface RevocationPolicy {
   onWrite?: () => void;
 }
 
+/** How many sessions one user may hold; the least recently used make room for a new one. */
+export interface SessionLimit {
+  maxPerUser?: number;
+}
+
 export interface Store {
   /** Create or upgrade the schema. Idempotent. */
   migrate(): Promise<void>;
@@ -180,7 +185,13 @@ export interface Store {
   /** Replace the user's roles. Returns false if there is no such user. */
   setUserRoles(userId: string, roles: string[]): Promise<boolean>;
 
-  createSession(session: Session): Promise<void>;
+  /**
+   * Create a session. With `maxPerUser`, the user's least recently used sessions
+   * (smallest lastSeenAt) are ended in the same transaction until the new one makes
+   * `maxPerUser`, each with its revocation event as every other session end; so a
+   * user never holds more, whatever the rate of logins. Returns the ended sessions.
+   */
+  createSession(session: Session, opts?: SessionLimit): Promise<Session[]>;
   /** The session and its user, or undefined. Expiry is the caller's call. */
   getSession(idHash: Buffer): Promise<SessionWithUser | undefined>;
   /** Record activity (throttled by the caller). */
@@ -193,7 +204,11 @@ export interface Store {
   deleteSession(idHash: Buffer): Promise<Session | undefined>;
   /** End every session of a user except `except`. Returns the ended sessions. */
   deleteUserSessions(userId: string, except?: Buffer): Promise<Session[]>;
-  /** Remove sessions past their absolute end or idle end (their own idle timeout when set). Returns how many. */
+  /**
+   * Remove sessions past their absolute end or idle end (their own idle timeout when set),
+   * and what only they referred to (an adapter that deduplicates device labels forgets the
+   * labels no session uses). Returns how many sessions.
+   */
   deleteExpiredSessions(now: number, idleTimeoutSeconds: number): Promise<number>;
   /**
    * Optional, synchronous and cheap: a number that changes whenever another
@@ -202,8 +217,11 @@ export interface Store {
    */
   externalWriteCounter?(): number;
 
-  /** Create a session and its refresh family with the first token, in one transaction. */
-  createRefreshFamily(family: NewRefreshFamily): Promise<void>;
+  /**
+   * Create a session and its refresh family with the first token, in one transaction;
+   * `maxPerUser` as in createSession (in the same transaction). Returns the ended sessions.
+   */
+  createRefreshFamily(family: NewRefreshFamily, opts?: SessionLimit): Promise<Session[]>;
   /**
    * The refresh grant as one atomic compare-and-swap: rotate the current token,
    * share the successor inside the grace window, or, for a replayed old token,
@@ -246,6 +264,8 @@ export interface Store {
   pruneRevocations(nowSeconds: number): Promise<number>;
 
   appendAuditEvent(event: NewAuditEvent): Promise<void>;
+  /** Forget audit events older than `before` (Unix seconds; `at < before`). Returns how many. */
+  pruneAuditEvents(before: number): Promise<number>;
   /** Newest first. */
   listAuditEvents(query: { userId?: string; type?: string; before?: number; limit: number }): Promise<AuditEvent[]>;
 }

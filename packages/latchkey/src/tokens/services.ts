@@ -61,7 +61,7 @@ export async function createTokenServices(opts: {
   now: () => number;
 }): Promise<TokenServices> {
   const { config, store, sessions, now } = opts;
-  const audit = new AuditLog(store, now);
+  const audit = new AuditLog(store, now, config.audit);
   const keys = createKeyService(config, store, audit, now);
   await keys.start();
   const tokens = new TokenIssuer(

@@ -3,7 +3,8 @@
  * synchronous underneath (microseconds on a warm page cache) and exposed through
  * the async Store contract so the server code is the same for every adapter.
  */
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { restrictMode } from '../../keys/secrets.js';
 import { dirname } from 'node:path';
 import { Database, type Statement } from './driver.js';
 import { LatchkeyError } from '../../errors.js';
@@ -20,6 +21,7 @@ import type {
   RevocationPolicy,
   RotationOutcome,
   Session,
+  SessionLimit,
   SessionWithUser,
   SigningAlgorithm,
   SigningKeyRecord,
@@ -54,6 +56,9 @@ type SessionUserRow = SessionRow & Omit<UserRow, 'rowid' | 'password_hash' | 'id
 const SESSION_COLS = `s.id_hash, u.id AS user_id, s.created_at, s.last_seen_at, s.expires_at, d.label AS device, s.ip, s.idle_timeout`;
 const SESSION_FROM = `sessions s JOIN users u ON u.rowid = s.user_rowid JOIN devices d ON d.id = s.device_id`;
 
+/** The sweep forgets unused device labels once there are more than this many. */
+export const DEVICE_PRUNE_ABOVE = 1024;
+
 export interface SqliteStoreOptions {
   /** File path, or ':memory:'. */
   filename: string;
@@ -62,7 +67,6 @@ export interface SqliteStoreOptions {
 export class SqliteStore implements Store {
   /** Exposed for adapters of later features that share the file (same process). */
   readonly db: Database;
-  private readonly deviceIds = new Map<string, number>();
   private stmts!: ReturnType<SqliteStore['prepare']>;
   private dataVersion!: Statement;
   private tok!: ReturnType<SqliteStore['prepareTokens']>;
@@ -71,7 +75,17 @@ export class SqliteStore implements Store {
   private revocationsWritten = false;
 
   constructor(opts: SqliteStoreOptions) {
-    if (opts.filename !== ':memory:') mkdirSync(dirname(opts.filename), { recursive: true, mode: 0o700 });
+    if (opts.filename !== ':memory:') {
+      mkdirSync(dirname(opts.filename), { recursive: true, mode: 0o700 });
+      // SQLite creates the file with the process umask (often 0644) and gives -wal/-shm the
+      // database file's mode: create it 0600 first, and tighten one found looser
+      try {
+        closeSync(openSync(opts.filename, 'wx', 0o600));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      for (const suffix of ['', '-wal', '-shm', '-journal']) restrictMode(opts.filename + suffix, 0o600);
+    }
     this.db = new Database(opts.filename);
     this.db.pragma('journal_mode = WAL');
     // NORMAL is durable across application crashes in WAL mode; a power loss can lose the last commits.
@@ -140,6 +154,14 @@ export class SqliteStore implements Store {
       ),
       oneSession: db.prepare<[Buffer], SessionRow>(`SELECT ${SESSION_COLS} FROM ${SESSION_FROM} WHERE s.id_hash = ?`),
       deleteSession: db.prepare(`DELETE FROM sessions WHERE id_hash = ?`),
+      countUserSessions: db.prepare<[string], { n: number }>(
+        `SELECT COUNT(*) AS n FROM sessions WHERE user_rowid = (SELECT rowid FROM users WHERE id = ?)`,
+      ),
+      leastRecentlyUsed: db.prepare<[string, number], SessionRow>(
+        `SELECT ${SESSION_COLS} FROM ${SESSION_FROM} WHERE u.id = ? ORDER BY s.last_seen_at, s.created_at, s.id_hash LIMIT ?`,
+      ),
+      countDevices: db.prepare<[], { n: number }>(`SELECT COUNT(*) AS n FROM devices`),
+      pruneDevices: db.prepare(`DELETE FROM devices WHERE id NOT IN (SELECT device_id FROM sessions)`),
       deleteExpired: db.prepare(
         `DELETE FROM sessions WHERE expires_at <= @now OR last_seen_at + COALESCE(idle_timeout, @idle) <= @now`,
       ),
@@ -271,19 +293,26 @@ export class SqliteStore implements Store {
     return value;
   }
 
-  async createSession(s: Session): Promise<void> {
-    const deviceId = this.deviceIdFor(s.device);
-    const r = this.stmts.insertSession.run(
-      s.idHash,
-      s.createdAt,
-      s.lastSeenAt,
-      s.expiresAt,
-      deviceId,
-      s.ip,
-      s.idleTimeoutSeconds ?? null,
-      s.userId,
-    );
-    if (r.changes === 0) throw new LatchkeyError('user_not_found', 'no such user');
+  async createSession(s: Session, opts: SessionLimit = {}): Promise<Session[]> {
+    const evicted = this.db
+      .transaction(() => {
+        const evicted = this.evictForNewSession(s.userId, opts.maxPerUser);
+        const r = this.stmts.insertSession.run(
+          s.idHash,
+          s.createdAt,
+          s.lastSeenAt,
+          s.expiresAt,
+          this.deviceIdFor(s.device),
+          s.ip,
+          s.idleTimeoutSeconds ?? null,
+          s.userId,
+        );
+        // throwing rolls the evictions back too
+        if (r.changes === 0) throw new LatchkeyError('user_not_found', 'no such user');
+        return evicted;
+      })
+      .immediate();
+    return this.committed(evicted);
   }
 
   async getSession(idHash: Buffer): Promise<SessionWithUser | undefined> {
@@ -338,7 +367,16 @@ export class SqliteStore implements Store {
   }
 
   async deleteExpiredSessions(now: number, idleTimeoutSeconds: number): Promise<number> {
-    return this.stmts.deleteExpired.run({ now, idle: idleTimeoutSeconds }).changes;
+    return this.db
+      .transaction(() => {
+        const n = this.stmts.deleteExpired.run({ now, idle: idleTimeoutSeconds }).changes;
+        // labels come from clients' User-Agents: forget those no session shows. Finding them scans
+        // every session, so only once the table outgrows what the normalised labels
+        // (sessions/device.ts) can fill: then it is labels of another writer or of older versions
+        if ((this.stmts.countDevices.get()?.n ?? 0) > DEVICE_PRUNE_ABOVE) this.stmts.pruneDevices.run();
+        return n;
+      })
+      .immediate();
   }
 
   private prepareTokens() {
@@ -383,16 +421,18 @@ export class SqliteStore implements Store {
          AND activates_at < @at AND (deactivates_at IS NULL OR deactivates_at > @at)`,
       ),
       retireKey: db.prepare(`UPDATE signing_keys SET retired_at = ? WHERE kid = ? AND retired_at IS NULL`),
+      pruneAudit: db.prepare(`DELETE FROM audit_events WHERE at < ?`),
       insertAudit: db.prepare(
         `INSERT INTO audit_events (at, type, user_id, session, ip, detail) VALUES (?, ?, ?, ?, ?, ?)`,
       ),
     };
   }
 
-  async createRefreshFamily(f: NewRefreshFamily): Promise<void> {
-    this.db
+  async createRefreshFamily(f: NewRefreshFamily, opts: SessionLimit = {}): Promise<Session[]> {
+    const evicted = this.db
       .transaction(() => {
         const s = f.session;
+        const evicted = this.evictForNewSession(s.userId, opts.maxPerUser);
         const r = this.stmts.insertSession.run(
           s.idHash,
           s.createdAt,
@@ -406,8 +446,10 @@ export class SqliteStore implements Store {
         if (r.changes === 0) throw new LatchkeyError('user_not_found', 'no such user');
         this.tok.insertFamily.run(s.idHash, f.keyHash, f.clientId, s.createdAt);
         this.tok.insertToken.run(f.tokenHash, s.idHash, s.createdAt);
+        return evicted;
       })
       .immediate();
+    return this.committed(evicted);
   }
 
   async rotateRefreshToken(r: RefreshRotation): Promise<RotationOutcome> {
@@ -548,6 +590,10 @@ export class SqliteStore implements Store {
     this.tok.insertAudit.run(e.at, e.type, e.userId, e.session, e.ip, JSON.stringify(e.detail));
   }
 
+  async pruneAuditEvents(before: number): Promise<number> {
+    return this.tok.pruneAudit.run(before).changes;
+  }
+
   async listAuditEvents(q: { userId?: string; type?: string; before?: number; limit: number }): Promise<AuditEvent[]> {
     const where: string[] = [];
     const params: (string | number)[] = [];
@@ -590,13 +636,31 @@ export class SqliteStore implements Store {
     return ended;
   }
 
+  /**
+   * The id of a device label, inserted if new. Not cached: the sweep forgets labels no
+   * session uses, possibly from another process, and a stale id would hide the session.
+   * Called inside the session's own transaction, so the sweep cannot remove it in between.
+   */
   private deviceIdFor(label: string): number {
-    let id = this.deviceIds.get(label);
-    if (id !== undefined) return id;
     this.stmts.insertDevice.run(label);
-    id = this.stmts.deviceId.get(label)!.id;
-    if (this.deviceIds.size < 10000) this.deviceIds.set(label, id);
-    return id;
+    return this.stmts.deviceId.get(label)!.id;
+  }
+
+  /**
+   * Make room for one more session of `userId` under `maxPerUser`: end the least recently
+   * used ones, each with its revocation event. Inside the caller's transaction.
+   */
+  private evictForNewSession(userId: string, maxPerUser: number | undefined): Session[] {
+    if (maxPerUser === undefined) return [];
+    const count = this.stmts.countUserSessions.get(userId)?.n ?? 0;
+    const excess = count - Math.max(1, maxPerUser) + 1;
+    if (excess <= 0) return [];
+    const evicted = this.stmts.leastRecentlyUsed.all(userId, excess).map(toSession);
+    for (const s of evicted) {
+      this.stmts.deleteSession.run(s.idHash);
+      this.revokeSession(s, { initiator: 'policy', reason: 'session_limit' });
+    }
+    return evicted;
   }
 }
 

@@ -99,4 +99,12 @@ export const migrations: readonly string[] = [
   );
   CREATE INDEX revocations_by_until ON revocations(until);
   `,
+  // 4: resource bounds (audit retention; sessions per user)
+  `
+  -- the retention sweep deletes by age
+  CREATE INDEX audit_events_by_at ON audit_events(at);
+  -- the per-user cap evicts the least recently used session of the user
+  CREATE INDEX sessions_by_user_last_seen ON sessions(user_rowid, last_seen_at);
+  DROP INDEX sessions_by_user;
+  `,
 ];
