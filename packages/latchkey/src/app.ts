@@ -61,7 +61,7 @@ export async function createLatchkey(config: Config, opts: CreateOptions = {}): 
   const csrf = new CsrfGuard(config.issuer, config.allowedOrigins, secrets['csrf.key']);
   const tokenServices = await createTokenServices({ config, store, sessions, sealKey: secrets['refresh.key'], now });
   const { keys, tokens, refresh, clients, audit } = tokenServices;
-  const accounts = new AccountService(store, hasher, config.passwords, config.rateLimit, audit, now, dataDirSecret(dataDir, 'device.key'));
+  const accounts = new AccountService(store, hasher, config.passwords, config.rateLimit, audit, now, secrets['device.key']);
   const context: Context = { config, store, accounts, sessions, csrf, keys, tokens, refresh, clients, audit };
 
   // the BFF: session cookie in, a short-lived token per upstream audience out

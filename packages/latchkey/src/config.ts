@@ -142,7 +142,7 @@ export const ConfigSchema = Type.Object(
         prePublishSeconds: Seconds(24 * 3600, 1),
         /**
          * The key-encryption key: 32 random bytes, base64 or base64url (`openssl rand -base64 32`).
-         * Private signing keys and the data dir's secret files (csrf.key, refresh.key) are
+         * Private signing keys and the data dir's secret files (csrf.key, refresh.key, device.key) are
          * AES-256-GCM encrypted with it; plaintext ones are encrypted at the next start. Without
          * it they are plaintext and `serve` warns at start. Set it in production, from the
          * environment (LATCHKEY_KEY_ENCRYPTION_KEY) rather than the config file.

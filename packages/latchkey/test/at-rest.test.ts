@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { createLatchkey } from '../src/app.js';
 import { parseConfig } from '../src/config.js';
-import { readSecret } from '../src/keys/secrets.js';
+import { readSecret, SECRET_FILES } from '../src/keys/secrets.js';
 import { FAST_ARGON2 } from './helpers.js';
 
 const dirs: string[] = [];
@@ -40,7 +40,7 @@ async function startOnce(dataDir: string, kek?: string) {
 /** Every file of the data dir and keys/ with its bytes. */
 function snapshot(dataDir: string): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const f of ['csrf.key', 'refresh.key']) if (existsSync(join(dataDir, f))) out[f] = readFileSync(join(dataDir, f), 'utf8');
+  for (const f of SECRET_FILES) if (existsSync(join(dataDir, f))) out[f] = readFileSync(join(dataDir, f), 'utf8');
   if (existsSync(join(dataDir, 'keys'))) {
     for (const f of readdirSync(join(dataDir, 'keys'))) out[`keys/${f}`] = readFileSync(join(dataDir, 'keys', f), 'utf8');
   }
@@ -60,12 +60,12 @@ describe('secrets at rest', () => {
     assert.match(readFileSync(join(dataDir, 'csrf.key'), 'utf8'), PLAIN_SECRET);
   });
 
-  it('with a key-encryption key: csrf.key, refresh.key and the signing key are sealed, and reopen with the same values', async () => {
+  it('with a key-encryption key: csrf.key, refresh.key, device.key and the signing key are sealed, and reopen with the same values', async () => {
     const dataDir = freshDir();
     const kek = newKek();
     const first = await startOnce(dataDir, kek);
     assert.deepEqual(first.notices, []);
-    for (const name of ['csrf.key', 'refresh.key'] as const) {
+    for (const name of SECRET_FILES) {
       const text = readFileSync(join(dataDir, name), 'utf8');
       const file = JSON.parse(text) as Record<string, unknown>;
       assert.equal(file.enc, 'A256GCM');
@@ -86,7 +86,7 @@ describe('secrets at rest', () => {
     const kek = newKek();
     const sealed = await startOnce(dataDir, kek);
     assert.equal(sealed.kid, plain.kid, 'the same signing key signs');
-    assert.match(sealed.notices.join('\n'), /encrypted with LATCHKEY_KEY_ENCRYPTION_KEY: csrf\.key, refresh\.key, keys\//);
+    assert.match(sealed.notices.join('\n'), /encrypted with LATCHKEY_KEY_ENCRYPTION_KEY: csrf\.key, refresh\.key, device\.key, keys\//);
     assert.deepEqual(readSecret(dataDir, 'csrf.key', kekBytes(kek)), { secret: csrf, state: 'sealed' });
     assert.deepEqual(readSecret(dataDir, 'refresh.key', kekBytes(kek)), { secret: refresh, state: 'sealed' });
     const keyFile = JSON.parse(readFileSync(join(dataDir, 'keys', `${plain.kid}.json`), 'utf8')) as Record<string, unknown>;
@@ -115,6 +115,7 @@ describe('secrets at rest', () => {
     const csrf = randomBytes(32).toString('base64url') + '\n';
     writeFileSync(join(dataDir, 'csrf.key'), csrf);
     writeFileSync(join(dataDir, 'refresh.key'), csrf);
+    writeFileSync(join(dataDir, 'device.key'), csrf);
     const before = snapshot(dataDir);
     await assert.rejects(startOnce(dataDir, newKek()), /cannot decrypt the private key/);
     assert.deepEqual(snapshot(dataDir), before);

@@ -3,7 +3,7 @@
  *
  * - the data directory and `keys/` are 0700, every file in them 0600 (the SQLite
  *   database and its -wal/-shm included); a looser mode is tightened and reported;
- * - the secret files (`csrf.key`, `refresh.key`) hold 32 random bytes; with a
+ * - the secret files (`csrf.key`, `refresh.key`, `device.key`) hold 32 random bytes; with a
  *   key-encryption key (LATCHKEY_KEY_ENCRYPTION_KEY) they and the private signing
  *   keys are AES-256-GCM sealed (material.ts), each bound to its own name as AAD,
  *   and plaintext ones found at start are sealed in place; without one, start-up
@@ -27,7 +27,7 @@ export class SecretFileError extends Error {
 }
 
 /** The secret files of a data directory. */
-export const SECRET_FILES = ['csrf.key', 'refresh.key'] as const;
+export const SECRET_FILES = ['csrf.key', 'refresh.key', 'device.key'] as const;
 export type SecretName = (typeof SECRET_FILES)[number];
 
 const SECRET_BYTES = 32;
@@ -100,9 +100,14 @@ function writeSecret(dataDir: string, name: SecretName, secret: Buffer, kek: Buf
 }
 
 function consequence(name: SecretName): string {
-  return name === 'csrf.key'
-    ? 'forms open in browsers fail once and must be reloaded'
-    : 'refresh tokens rotated in the last few seconds cannot be handed out again';
+  switch (name) {
+    case 'csrf.key':
+      return 'forms open in browsers fail once and must be reloaded';
+    case 'refresh.key':
+      return 'refresh tokens rotated in the last few seconds cannot be handed out again';
+    case 'device.key':
+      return 'every browser is an unknown device again for login throttling';
+  }
 }
 
 /**
