@@ -81,6 +81,7 @@ export async function createLatchkey(config: Config, opts: CreateOptions = {}): 
     plugins: [oauthRoutes, gatewayRoutes(gateway), revocationRoutes(revocations), webRoutes, ...(opts.plugins ?? [])],
   });
   tokenServices.start((err, what) => http.log.error({ err }, what));
+  revocations.onError = (err, what) => http.log.error({ err }, what);
 
   // expired sessions are refused on read; the sweep only reclaims space
   const sweep = setInterval(() => {

@@ -10,7 +10,7 @@ import { decodeJwt } from 'jose';
 import { SqliteStore } from '../src/store/sqlite/index.js';
 import { revocationRetention } from '../src/tokens/services.js';
 import { ADMIN_KEY, Client, json, startServer, type TestServer } from './helpers.js';
-import { basic, CAEP, FEED_CLIENTS, FeedReader, INTROSPECT_ONLY, verifySet, type SseMessage } from './feed-helpers.js';
+import { basic, CAEP, FEED_CLIENTS, FeedReader, INTROSPECT_ONLY, verifyControl, verifySet, type SseMessage } from './feed-helpers.js';
 import { form, loginTokens, newEmail, signup } from './token-helpers.js';
 
 let srv: TestServer;
@@ -226,7 +226,9 @@ describe('snapshot, resumption, reset, heartbeat', () => {
     const retained = await srv.lk.store.listRevocations(0, 100000, Math.floor(Date.now() / 1000));
     assert.deepEqual(ids, retained.map((e) => e.seq), 'the snapshot is every retained event, in order');
     assert.equal(ids.at(-1), last);
-    assert.equal(JSON.parse(ready.data).seq, last);
+    const readyClaims = await verifyControl(srv.url, srv.config.issuer, ready.data);
+    assert.equal(readyClaims.feed, 'ready');
+    assert.equal(readyClaims.seq, last);
 
     const mid = ids[Math.floor(ids.length / 2)]!;
     const resumed = await open({ 'last-event-id': String(mid) });
@@ -256,12 +258,63 @@ describe('snapshot, resumption, reset, heartbeat', () => {
     assert.ok(r.messages.indexOf(reset) < r.messages.findIndex((m) => m.event === 'set'));
   });
 
-  it('sends heartbeats while idle', async () => {
+  it('sends signed heartbeats while idle, carrying the position and time, and the subscriber’s nonce', async () => {
+    const nonce = 'n0nce-of-this-connection_1';
+    const r = await open({}, `?nonce=${nonce}`);
+    const ready = await verifyControl(srv.url, srv.config.issuer, (await r.next((m) => m.event === 'ready')).data);
+    assert.equal(ready.nonce, nonce);
+    const hb = await r.next((m) => m.event === 'heartbeat', 0, 2500);
+    const body = await verifyControl(srv.url, srv.config.issuer, hb.data);
+    assert.equal(body.feed, 'heartbeat');
+    assert.equal(body.nonce, nonce);
+    assert.equal(body.seq, await srv.lk.store.lastRevocationSeq());
+    assert.ok(Math.abs(body.iat! - Date.now() / 1000) < 5);
+  });
+
+  it('refuses a nonce that is not 16 to 64 base64url characters with 400', async () => {
+    for (const bad of ['short', 'x'.repeat(65), 'has+plus/and=padding0000']) {
+      const r = await open({}, `?nonce=${encodeURIComponent(bad)}`);
+      assert.equal(r.response.status, 400, bad);
+      assert.equal((await r.response.json()).code, 'invalid_request');
+    }
+  });
+
+  it('a reset is signed too', async () => {
+    const r = await open({ 'last-event-id': '999999999' });
+    const reset = await r.next((m) => m.event === 'reset');
+    assert.equal((await verifyControl(srv.url, srv.config.issuer, reset.data)).feed, 'reset');
+  });
+
+  it('an event that fails to sign is not skipped: live subscribers get it once signing works, heartbeats show the gap meanwhile, the failure is counted', async () => {
+    const feed = srv.lk.revocations;
     const { r, from } = await liveReader();
-    const hb = await r.next((m) => m.event === 'heartbeat', from, 2500);
-    const body = JSON.parse(hb.data) as { seq: number; time: number };
-    assert.equal(typeof body.seq, 'number');
-    assert.ok(Math.abs(body.time - Date.now() / 1000) < 5);
+    const failuresBefore = feed.failures;
+    const { browser: b1 } = await signup(srv);
+    const { browser: b2 } = await signup(srv);
+    const sid2 = (await json<{ session: { handle: string } }>(await b2.get('/v1/session'))).session.handle;
+    // a fault in signing SETs only (heartbeats keep flowing): the second logout's event cannot be signed for a while
+    const original = (feed as unknown as { sign: (e: { sid: string | null }) => string }).sign.bind(feed);
+    let broken = true;
+    (feed as unknown as { sign: (e: { sid: string | null }) => string }).sign = (e) => {
+      if (broken && e.sid === sid2) throw new Error('signing failed (injected)');
+      return original(e);
+    };
+    try {
+      await b1.post('/v1/logout');
+      await b2.post('/v1/logout');
+      const head = await srv.lk.store.lastRevocationSeq();
+      // a heartbeat names the newest event, ahead of what this subscriber was sent: a gap it can see
+      const hb = await r.next((m) => m.event === 'heartbeat', r.messages.length, 2500);
+      assert.equal((await verifyControl(srv.url, srv.config.issuer, hb.data)).seq, head);
+      assert.ok(r.sets(from).every((m) => Number(m.id) < head), 'the unsigned event was not sent');
+      assert.ok(feed.failures > failuresBefore, 'counted');
+      // retried by the feed itself (no new write needed)
+      broken = false;
+      const got = await nextSet(r, from, (p) => (p.sub_id as { session?: { id: string } }).session?.id === sid2);
+      assert.equal(Number(got.id), head);
+    } finally {
+      (feed as unknown as { sign: unknown }).sign = original;
+    }
   });
 
   it('events are pruned once their tokens have expired', async () => {

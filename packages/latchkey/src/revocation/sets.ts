@@ -62,3 +62,34 @@ export function signSet(signer: Signer, claims: Record<string, unknown>): string
   const input = `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
   return `${input}.${signature(signer, input)}`;
 }
+
+/** The feed's own messages besides SETs: the catch-up is done, still alive, a position from another store. */
+export type ControlKind = 'ready' | 'heartbeat' | 'reset';
+
+/**
+ * The claims of a signed control message (docs/revocation.md): the position it
+ * vouches for, when it was said, and the subscriber's nonce when it sent one.
+ * No `sub`, `aud` or `exp`: it is not a token of anyone, and its freshness is
+ * judged by the subscriber from `iat` against its own staleness bound.
+ */
+export function controlClaims(
+  issuer: string,
+  nowSeconds: number,
+  m: { kind: ControlKind; seq: number; nonce: string | undefined; heartbeatSeconds: number },
+): Record<string, unknown> {
+  return {
+    iss: issuer,
+    iat: nowSeconds,
+    feed: m.kind,
+    seq: m.seq,
+    ...(m.nonce === undefined ? {} : { nonce: m.nonce }),
+    ...(m.kind === 'ready' ? { heartbeat_seconds: m.heartbeatSeconds } : {}),
+  };
+}
+
+/** Sign a control message: typ `latchkey-feed+jwt` keeps it from passing as an access token or a SET. */
+export function signControl(signer: Signer, claims: Record<string, unknown>): string {
+  const header = Buffer.from(JSON.stringify({ alg: signer.alg, kid: signer.kid, typ: 'latchkey-feed+jwt' })).toString('base64url');
+  const input = `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+  return `${input}.${signature(signer, input)}`;
+}
