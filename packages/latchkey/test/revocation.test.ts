@@ -207,6 +207,27 @@ describe('what each kind of revocation publishes', () => {
     assert.notEqual(srv.lk.context.keys.signer().kid, kid);
   });
 
+  it('two user-wide changes in the same second: the second cutoff is past the first, so tokens minted between them are revoked too', async () => {
+    const store = new SqliteStore({ filename: join(srv.config.dataDir, 'latchkey.sqlite') });
+    await store.migrate();
+    const frozen = Math.floor(Date.now() / 1000) * 1000 + 100;
+    store.setRevocationPolicy({ retainSeconds: revocationRetention(srv.config), now: () => frozen });
+    try {
+      const { userId } = await signup(srv);
+      const from = await store.lastRevocationSeq();
+      assert.equal(await store.setUserRoles(userId, ['admin']), true);
+      const first = (await store.getUserById(userId))!.tokensNotBefore!;
+      // a token minted now carries iat = first (the issuer never signs earlier): the next change must cover it
+      assert.equal(await store.setUserRoles(userId, []), true);
+      const second = (await store.getUserById(userId))!.tokensNotBefore!;
+      assert.ok(second > first, `${second} > ${first}`);
+      const events = (await store.listRevocations(from, 10, Math.floor(frozen / 1000))).filter((e) => e.userId === userId);
+      assert.deepEqual(events.map((e) => e.tokensIssuedBefore), [first, second]);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('a change that fails writes no event (same transaction)', async () => {
     const before = await srv.lk.store.lastRevocationSeq();
     assert.equal((await admin('PUT', '/v1/admin/users/usr_nobody/roles', { roles: ['x'] })).status, 404);

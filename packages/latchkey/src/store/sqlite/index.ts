@@ -253,7 +253,12 @@ export class SqliteStore implements Store {
 
   /** Every token of the user issued before the next second is revoked; the issuer never signs an earlier iat again. */
   private revokeUserTokens(kind: 'user' | 'claims', userId: string, detail: Record<string, unknown>): void {
-    const cutoff = Math.floor(this.revocation.now() / 1000) + 1;
+    // strictly past the previous cutoff: tokens minted since a change earlier in the same second carry
+    // iat = that cutoff, and this change must revoke them too (else a role granted and taken back within
+    // a second would leave the granted tokens valid). Many changes in one second date new tokens ahead;
+    // verifiers refuse those past their clock tolerance until time catches up (fail closed).
+    const previous = this.stmts.userById.get(userId)?.tokens_not_before ?? 0;
+    const cutoff = Math.max(Math.floor(this.revocation.now() / 1000) + 1, previous + 1);
     this.stmts.setTokensNotBefore.run(cutoff, userId);
     this.revoke(kind, { userId, tokensIssuedBefore: cutoff, detail });
   }
