@@ -128,6 +128,25 @@ describe('a subscribed verifier, after each kind of revocation', () => {
     await bystanderStillOk();
   });
 
+  it('sign out everywhere by the user: the other sessions’ tokens refused; the session kept gets a fresh token from the gateway that passes', async () => {
+    const email = newEmail();
+    const browser = new Client(srv.url);
+    assert.equal((await browser.signup(email)).status, 201);
+    const phone = await loginTokens(srv, email);
+    const tablet = await loginTokens(srv, email);
+    const kept = await (await browser.get('/api/orders/x')).text();
+    assert.equal(await code(v, kept), 'ok');
+    assert.equal((await json<{ revoked: number }>(await browser.post('/v1/sessions/revoke-others'))).revoked, 2);
+    await refusedWithin(v, phone.access_token);
+    await refusedWithin(v, tablet.access_token);
+    // the kept session's next request is minted after the user's cutoff: accepted at once
+    const next = await (await browser.get('/api/orders/x')).text();
+    assert.notEqual(next, kept);
+    assert.equal(await code(v, next), 'ok');
+    assert.equal((await browser.get('/v1/session')).status, 200, 'still signed in');
+    await bystanderStillOk();
+  });
+
   it('a password change: the other sessions’ tokens refused, the new session’s accepted', async () => {
     const email = newEmail();
     const { browser } = await signup(srv, email);

@@ -44,6 +44,12 @@ async function liveReader(): Promise<{ r: FeedReader; from: number }> {
   return { r, from: r.messages.length };
 }
 
+/** A SET about a user as a whole (no session). */
+function isUserEvent(p: ReturnType<typeof decodeJwt>, userId: string): boolean {
+  const id = p.sub_id as { format: string; sub?: string };
+  return id.format === 'iss_sub' && id.sub === userId;
+}
+
 async function nextSet(r: FeedReader, from: number, pred: (p: ReturnType<typeof decodeJwt>) => boolean): Promise<SseMessage> {
   return r.next((m) => m.event === 'set' && pred(decodeJwt(m.data)), from);
 }
@@ -152,26 +158,55 @@ describe('what each kind of revocation publishes', () => {
     assert.ok(fresh.iat! >= cutoff, 'the fresh token is not');
   });
 
-  it('password change: credential-change, and session-revoked for the other sessions (and the renewed one), not the new one', async () => {
+  it('password change: credential-change and one session-revoked for the user with a cutoff, however many sessions; the new session’s tokens are minted after it', async () => {
     const { r, from } = await liveReader();
     const email = newEmail();
     const { browser: phone, userId } = await signup(srv, email);
     const laptop = new Client(srv.url);
     assert.equal((await laptop.login(email)).status, 200);
+    for (let i = 0; i < 3; i++) await loginTokens(srv, email);
     const phoneSid = (await json<{ session: { handle: string } }>(await phone.get('/v1/session'))).session.handle;
-    const laptopSid = (await json<{ session: { handle: string } }>(await laptop.get('/v1/session'))).session.handle;
+    const before = await srv.lk.store.lastRevocationSeq();
     const res = await laptop.post('/v1/password', { currentPassword: 'correct horse battery staple', newPassword: 'a brand new secret' });
     assert.equal(res.status, 200);
-    const newSid = (await json<{ session: { handle: string } }>(await laptop.get('/v1/session'))).session.handle;
     await r.next((m) => m.event === 'set' && `${CAEP}credential-change` in (decodeJwt(m.data).events as object), from);
-    await nextSet(r, from, (p) => (p.sub_id as { session?: { id: string } }).session?.id === phoneSid);
-    await nextSet(r, from, (p) => (p.sub_id as { session?: { id: string } }).session?.id === laptopSid);
-    const revoked = r
-      .sets(from)
-      .map((m) => decodeJwt(m.data))
-      .filter((p) => (p.sub_id as { user?: { sub: string } }).user?.sub === userId)
-      .map((p) => (p.sub_id as { session: { id: string } }).session.id);
-    assert.ok(!revoked.includes(newSid), 'the session the user goes on with is not revoked');
+    const userEvent = await nextSet(r, from, (p) => isUserEvent(p, userId) && `${CAEP}session-revoked` in (p.events as object));
+    const body = (await verifySet(srv.url, srv.config.issuer, userEvent.data)).events[`${CAEP}session-revoked`]!;
+    const cutoff = body.tokens_issued_before as number;
+    assert.equal((body.reason_admin as { en: string }).en, 'password changed');
+    // 5 sessions ended (phone, 3 token clients, and the laptop's renewed one): credential-change, the user
+    // event, and one session-revoked for the laptop's old ID (ended by the renewal, as any login ends the
+    // session the browser presented), not one per session
+    const events = (await srv.lk.store.listRevocations(before, 100, Math.floor(Date.now() / 1000))).filter((e) => e.userId === userId);
+    assert.deepEqual(events.map((e) => e.kind).sort(), ['credential', 'session', 'user']);
+    assert.ok(!r.sets(from).some((m) => (decodeJwt(m.data).sub_id as { session?: { id: string } }).session?.id === phoneSid));
+    // the session the user goes on with: its tokens are minted at or after the cutoff
+    const t = decodeJwt(
+      (await json<{ access_token: string }>(
+        await fetch(`${srv.url}/v1/tokens`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password: 'a brand new secret' }) }),
+      )).access_token,
+    );
+    assert.ok(t.iat! >= cutoff);
+  });
+
+  it('sign out everywhere: one user-wide event however many sessions it ends, none when it ends none', async () => {
+    const { r, from } = await liveReader();
+    const email = newEmail();
+    const { browser, userId } = await signup(srv, email);
+    for (let i = 0; i < 6; i++) await loginTokens(srv, email);
+    const before = await srv.lk.store.lastRevocationSeq();
+    const res = await json<{ revoked: number }>(await browser.post('/v1/sessions/revoke-others'));
+    assert.equal(res.revoked, 6);
+    const m = await nextSet(r, from, (p) => isUserEvent(p, userId));
+    const body = (await verifySet(srv.url, srv.config.issuer, m.data)).events[`${CAEP}session-revoked`]!;
+    assert.equal(typeof body.tokens_issued_before, 'number');
+    assert.equal((body.reason_admin as { en: string }).en, 'signed out everywhere');
+    const events = await srv.lk.store.listRevocations(before, 100, Math.floor(Date.now() / 1000));
+    assert.deepEqual(events.filter((e) => e.userId === userId).map((e) => e.kind), ['user']);
+    // nothing left to end: no event at all
+    const again = await srv.lk.store.lastRevocationSeq();
+    assert.equal((await json<{ revoked: number }>(await browser.post('/v1/sessions/revoke-others'))).revoked, 0);
+    assert.equal(await srv.lk.store.lastRevocationSeq(), again);
   });
 
   it('refresh token replayed after rotation: session-revoked for the family, saying why', async () => {

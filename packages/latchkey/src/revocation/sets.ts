@@ -17,6 +17,13 @@ export const EVENT_TYPES = {
 
 type SubjectId = Record<string, unknown>;
 
+/** Why every token of a user up to a cutoff was revoked (events written before `reason` existed: disabled). */
+const USER_REASONS: Record<string, string> = {
+  disabled: 'account disabled',
+  signed_out_everywhere: 'signed out everywhere',
+  password_changed: 'password changed',
+};
+
 /** The SET claims of one event. */
 export function setClaims(issuer: string, e: RevocationEvent): Record<string, unknown> {
   // the same on every node and every delivery: seq and commit time (a store replaced later reuses seqs, not times)
@@ -36,7 +43,7 @@ export function setClaims(issuer: string, e: RevocationEvent): Record<string, un
     case 'user':
       subId = user!;
       type = EVENT_TYPES.sessionRevoked;
-      body = { ...body, tokens_issued_before: e.tokensIssuedBefore, reason_admin: { en: 'account disabled' } };
+      body = { ...body, tokens_issued_before: e.tokensIssuedBefore, reason_admin: { en: USER_REASONS[String(e.detail.reason)] ?? 'account disabled' } };
       break;
     case 'claims':
       subId = user!;

@@ -159,7 +159,7 @@ export function revocationsOf(claims: Record<string, unknown>, issuer: string): 
       const kid = subId?.format === 'opaque' ? str(subId.id) : undefined;
       if (kid !== undefined) out.push({ kind: 'key', kid, at });
     } else if (type === CREDENTIAL_CHANGE) {
-      // informational: the sessions it ended arrive as their own session-revoked events
+      // informational: the tokens it ends are revoked by the user-wide session-revoked event beside it
       out.push({ kind: 'none', at });
     }
   }
