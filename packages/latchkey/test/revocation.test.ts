@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
+import { RevocationFeed } from '../src/revocation/feed.js';
 import { SqliteStore } from '../src/store/sqlite/index.js';
 import { revocationRetention } from '../src/tokens/services.js';
 import { ADMIN_KEY, Client, json, startServer, type TestServer } from './helpers.js';
@@ -371,6 +372,21 @@ describe('snapshot, resumption, reset, heartbeat', () => {
     } finally {
       (feed as unknown as { sign: unknown }).sign = original;
     }
+  });
+
+  it('a heartbeat never announces less than the subscriber was sent (events its catch-up read before the poll did)', async () => {
+    const { browser } = await signup(srv);
+    await browser.post('/v1/logout');
+    // a feed whose poll has not run (not started): its catch-up reads events the poll has not seen
+    const feed = new RevocationFeed(srv.lk.store, srv.lk.context.keys, { issuer: srv.config.issuer, heartbeatSeconds: 1, maxSubscribers: 10 });
+    const sent: { event: string; data: string }[] = [];
+    await feed.subscribe({ send: (m) => (sent.push(m), true), close: () => undefined }, undefined, 'a-nonce-of-sixteen-chars');
+    const ready = await verifyControl(srv.url, srv.config.issuer, sent.find((m) => m.event === 'ready')!.data);
+    assert.equal(ready.seq, await srv.lk.store.lastRevocationSeq());
+    (feed as unknown as { heartbeat(): void }).heartbeat();
+    const hb = await verifyControl(srv.url, srv.config.issuer, sent.find((m) => m.event === 'heartbeat')!.data);
+    assert.ok(hb.seq >= ready.seq, `heartbeat ${hb.seq} >= ready ${ready.seq}`);
+    feed.stop();
   });
 
   it('events are pruned once their tokens have expired', async () => {

@@ -89,7 +89,7 @@ export class RevocationFeed {
     }, POLL_MS);
     const beat = setInterval(() => this.heartbeat(), this.settings.heartbeatSeconds * 1000);
     const prune = setInterval(() => {
-      void this.store.pruneRevocations(this.seconds()).catch(() => undefined);
+      void this.store.pruneRevocations(this.seconds()).catch((err: unknown) => this.fail(err, 'revocation feed: pruning expired events failed'));
     }, 60_000);
     for (const t of [poll, beat, prune]) t.unref();
     this.timers = [poll, beat, prune];
@@ -228,19 +228,21 @@ export class RevocationFeed {
    * nonce, so one connection's heartbeats cannot be replayed into another.
    */
   private heartbeat(): void {
-    const shared = new Map<string | undefined, string>();
+    const shared = new Map<number, string>();
     for (const sub of this.subs) {
       if (!sub.live) continue;
-      let data = shared.get(sub.nonce);
+      // a catch-up may have sent events the poll has not read yet: never announce less than was sent
+      const seq = Math.max(this.head, sub.position);
+      let data = sub.nonce === undefined ? shared.get(seq) : undefined;
       if (data === undefined) {
         try {
-          data = this.control('heartbeat', this.head, sub.nonce);
+          data = this.control('heartbeat', seq, sub.nonce);
         } catch (err) {
           // no heartbeat at all: subscribers go stale and fail closed, as they should
           this.fail(err, 'revocation feed: signing a heartbeat failed');
           return;
         }
-        if (sub.nonce === undefined) shared.set(undefined, data);
+        if (sub.nonce === undefined) shared.set(seq, data);
       }
       if (!sub.out.send({ event: 'heartbeat', data })) this.drop(sub);
     }
