@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { createRevocationFeed, type AccessTokenClaims, type RevocationFeed, type RevocationFeedOptions, type TokenHeader } from '../src/index.js';
+import { credentialEndpoint } from '../src/keys/discovery.js';
 import { mint } from './catalogue.js';
 import { jwksOf, newKey, now, sleep, type TestKey } from './helpers.js';
 
@@ -358,6 +359,18 @@ describe('createRevocationFeed', () => {
     await assert.rejects(feed.introspect!('x.y.z'), /must use https/);
     assert.ok(asked.every((u) => !u.includes('feed.example.com')), asked.join(' '));
     assert.equal(feed.healthy, false);
+  });
+
+  it('holds an endpoint that gets the credentials to https: http only on loopback, and from metadata only for an http issuer', () => {
+    assert.equal(credentialEndpoint('https://auth.example.com/feed', 'x'), 'https://auth.example.com/feed');
+    for (const ok of ['http://127.0.0.1:8080/feed', 'http://localhost/feed', 'http://[::1]/feed']) {
+      assert.equal(credentialEndpoint(ok, 'x'), new URL(ok).href, ok);
+      assert.equal(credentialEndpoint(ok, 'x', { issuer: 'http://localhost:3000' }), new URL(ok).href, ok);
+      assert.throws(() => credentialEndpoint(ok, 'x', { issuer: 'https://auth.example.com' }), /must use https/, ok);
+    }
+    for (const bad of ['http://auth.example.com/feed', 'http://10.0.0.1/feed', 'http://127.0.0.1.nip.io/feed', 'ftp://127.0.0.1/feed', 'not a url']) {
+      assert.throws(() => credentialEndpoint(bad, 'x'), /must use https|not a URL/, bad);
+    }
   });
 
   it('keeps an entry only until every token it refers to has expired', async () => {

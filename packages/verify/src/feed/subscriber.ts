@@ -232,10 +232,11 @@ export function createRevocationFeed(options: RevocationFeedOptions): Revocation
       // both receive the client's credentials: held to https like the options are
       if (feedUri === undefined) {
         if (meta.revocation_feed_endpoint === undefined) throw new FetchError(`${url}: no revocation_feed_endpoint`);
-        feedUri = credentialEndpoint(meta.revocation_feed_endpoint, `${url}: revocation_feed_endpoint`);
+        feedUri = credentialEndpoint(meta.revocation_feed_endpoint, `${url}: revocation_feed_endpoint`, { issuer: o.issuer });
       }
-      if (introspectionUri === undefined && meta.introspection_endpoint !== undefined) {
-        introspectionUri = credentialEndpoint(meta.introspection_endpoint, `${url}: introspection_endpoint`);
+      // taken (and checked) only when it will be used: a bad one must not keep the feed from connecting
+      if (o.fallback === 'introspect' && introspectionUri === undefined && meta.introspection_endpoint !== undefined) {
+        introspectionUri = credentialEndpoint(meta.introspection_endpoint, `${url}: introspection_endpoint`, { issuer: o.issuer });
       }
       return;
     }

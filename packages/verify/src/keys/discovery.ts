@@ -51,9 +51,11 @@ export function isLoopback(url: URL): boolean {
  * An endpoint that will receive the client's credentials (the revocation feed,
  * introspection): https, or http on a loopback host (development). Whether it
  * came from the options or from metadata, the secret never crosses a network
- * in clear text, and metadata cannot point it at a plain-http host.
+ * in clear text, and metadata cannot point it at a plain-http host. Given
+ * `issuer` (the endpoint came from its metadata), http is refused as well
+ * unless the issuer is http itself, the rule `jwks_uri` follows.
  */
-export function credentialEndpoint(raw: unknown, what: string): string {
+export function credentialEndpoint(raw: unknown, what: string, opts: { issuer?: string } = {}): string {
   if (typeof raw !== 'string') throw new FetchError(`${what} is not a URL`);
   let u: URL;
   try {
@@ -62,6 +64,8 @@ export function credentialEndpoint(raw: unknown, what: string): string {
     throw new FetchError(`${what} is not a URL`);
   }
   if (u.protocol === 'https:') return u.href;
-  if (u.protocol === 'http:' && isLoopback(u)) return u.href;
-  throw new FetchError(`${what} must use https (plain http only on a loopback host): ${u.origin}`);
+  // from metadata, as for jwks_uri: plain http only when the issuer itself is http (development)
+  const issuerHttp = opts.issuer === undefined || new URL(opts.issuer).protocol === 'http:';
+  if (u.protocol === 'http:' && isLoopback(u) && issuerHttp) return u.href;
+  throw new FetchError(`${what} must use https (plain http only on a loopback host, and from metadata only for an http issuer): ${u.origin}`);
 }
