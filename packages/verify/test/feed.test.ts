@@ -281,7 +281,7 @@ describe('createRevocationFeed', () => {
     }
   });
 
-  it('signed heartbeats keep it healthy; one with another connection’s nonce, another key, or an old time is refused', async () => {
+  it('signed heartbeats keep it healthy (with our nonce or none); one with another connection’s nonce, another key, or an old time is refused', async () => {
     const variants: [string, (c: Conn) => string][] = [
       ['another nonce', (c) => ctl('heartbeat', 0, { ...c, nonce: 'AAAAAAAAAAAAAAAAAAAAAA' })],
       ['another key', (c) => ctl('heartbeat', 0, c, {}, { ...attacker, kid: key.kid })],
@@ -292,7 +292,9 @@ describe('createRevocationFeed', () => {
       let good = true;
       reset((c) => {
         c.res.write(ctl('ready', 0, c));
-        beat = setInterval(() => c.res.write(good ? ctl('heartbeat', 0, c) : forge(c)), 100);
+        // latchkey's heartbeats carry no nonce (one signature for every subscriber); ours is accepted too
+        let i = 0;
+        beat = setInterval(() => c.res.write(good ? ctl('heartbeat', 0, c, i++ % 2 ? { nonce: undefined } : {}) : forge(c)), 100);
         c.res.on('close', () => clearInterval(beat));
       });
       const feed = feedWith({ maxStalenessMs: 500 });
@@ -306,6 +308,17 @@ describe('createRevocationFeed', () => {
         clearInterval(beat);
         feed.close();
       }
+    }
+  });
+
+  it('a ready for another connection (its nonce, or none) is refused: the feed does not become healthy on it', async () => {
+    for (const nonce of ['AAAAAAAAAAAAAAAAAAAAAA', undefined]) {
+      reset((c) => c.res.write(revoke(1, 'sid-1') + ctl('ready', 1, c, { nonce })));
+      const feed = feedWith();
+      await until('refused', () => feed.rejected > 0);
+      assert.equal(feed.healthy, false);
+      await assert.rejects(feed.ready(300));
+      feed.close();
     }
   });
 

@@ -224,8 +224,10 @@ export class RevocationFeed {
   /**
    * Heartbeats are signed (a forged one must not keep a subscriber "healthy") and carry `head`,
    * the newest event this server has read: a subscriber whose position is behind it after the
-   * heartbeat has missed something and reconnects from its position. Bound to each subscriber's
-   * nonce, so one connection's heartbeats cannot be replayed into another.
+   * heartbeat has missed something and reconnects from its position. One signature per beat
+   * (and per distinct position), shared by every subscriber: no nonce, so the cost does not grow
+   * with subscribers (RS256 signs in milliseconds); `ready` and `reset`, once per connection,
+   * carry the subscriber's nonce.
    */
   private heartbeat(): void {
     const shared = new Map<number, string>();
@@ -233,16 +235,16 @@ export class RevocationFeed {
       if (!sub.live) continue;
       // a catch-up may have sent events the poll has not read yet: never announce less than was sent
       const seq = Math.max(this.head, sub.position);
-      let data = sub.nonce === undefined ? shared.get(seq) : undefined;
+      let data = shared.get(seq);
       if (data === undefined) {
         try {
-          data = this.control('heartbeat', seq, sub.nonce);
+          data = this.control('heartbeat', seq, undefined);
         } catch (err) {
           // no heartbeat at all: subscribers go stale and fail closed, as they should
           this.fail(err, 'revocation feed: signing a heartbeat failed');
           return;
         }
-        if (sub.nonce === undefined) shared.set(seq, data);
+        shared.set(seq, data);
       }
       if (!sub.out.send({ event: 'heartbeat', data })) this.drop(sub);
     }

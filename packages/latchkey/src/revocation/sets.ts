@@ -75,7 +75,7 @@ export type ControlKind = 'ready' | 'heartbeat' | 'reset';
 
 /**
  * The claims of a signed control message (docs/revocation.md): the position it
- * vouches for, when it was said, and the subscriber's nonce when it sent one.
+ * vouches for, when it was said, and (ready, reset) the subscriber's nonce when it sent one.
  * No `sub`, `aud` or `exp`: it is not a token of anyone, and its freshness is
  * judged by the subscriber from `iat` against its own staleness bound.
  */

@@ -5,8 +5,8 @@
  * - fetch() with a streaming body, so it runs on Node, Deno, Bun and edge
  *   runtimes; SSE parsed by eventsource-parser.
  * - Nothing unsigned counts: SETs, and the feed's ready/heartbeat/reset
- *   messages, are JWS signed with the issuer's keys; control messages carry
- *   this connection's nonce, a position and a time.
+ *   messages, are JWS signed with the issuer's keys; control messages carry a
+ *   position and a time, ready and reset also this connection's nonce.
  * - `position` is the last event applied. A message that does not verify is
  *   never skipped: the connection is dropped and reopened from `position`
  *   (keys refetched first when the kid was unknown or the keys unreachable),
@@ -184,7 +184,11 @@ export function createRevocationFeed(options: RevocationFeedOptions): Revocation
     try {
       ctl = await verifyControl(m.data, m.event, vo);
       const nowS = Date.now() / 1000;
-      if (ctl.nonce !== c.nonce) throw new VerifyError('malformed', 'not this connection’s nonce');
+      // ready and reset answer this connection's nonce; heartbeats are one signature shared by all
+      // subscribers (none, or ours), held to freshness and order instead
+      if (ctl.kind === 'heartbeat' ? ctl.nonce !== undefined && ctl.nonce !== c.nonce : ctl.nonce !== c.nonce) {
+        throw new VerifyError('malformed', 'not this connection’s nonce');
+      }
       if (ctl.iat < c.iat || ctl.seq < c.seq) throw new VerifyError('malformed', 'control message older than the last one');
       if (ctl.iat > nowS + tolerance || ctl.iat < nowS - tolerance - maxStaleness / 1000) throw new VerifyError('malformed', 'control message not fresh');
     } catch (err) {

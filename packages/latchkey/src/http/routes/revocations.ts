@@ -89,8 +89,8 @@ function position(request: FastifyRequest): number | undefined {
 }
 
 /**
- * ?nonce=: the subscriber's challenge, echoed in every signed ready/heartbeat/reset of this
- * connection so none can be replayed into another (16..64 base64url characters).
+ * ?nonce=: the subscriber's challenge, echoed in the signed ready and reset of this connection
+ * so neither can be replayed into another (16..64 base64url characters).
  */
 function nonce(request: FastifyRequest): string | undefined {
   const raw = (request.query as Record<string, unknown> | undefined)?.nonce;
