@@ -76,6 +76,7 @@ export async function createLatchkey(config: Config, opts: CreateOptions = {}): 
   tokenServices.start((err, what) => http.log.error({ err }, what));
   // once per start, where operators look: plaintext secrets, modes that had to be tightened
   for (const notice of notices) http.log.warn(notice);
+  revocations.onError = (err, what) => http.log.error({ err }, what);
 
   // expired sessions are refused on read; the sweep only reclaims space (and unused device labels),
   // and deletes audit events past audit.retentionDays

@@ -112,3 +112,17 @@ export async function verifySet(base: string, issuer: string, set: string): Prom
 }
 
 export const CAEP = 'https://schemas.openid.net/secevent/caep/event-type/';
+
+export interface ControlPayload extends JWTPayload {
+  feed: 'ready' | 'heartbeat' | 'reset';
+  seq: number;
+  nonce?: string;
+  heartbeat_seconds?: number;
+}
+
+/** Verify a ready/heartbeat/reset message as a subscriber must: signed, typ latchkey-feed+jwt, issuer exact. */
+export async function verifyControl(base: string, issuer: string, data: string): Promise<ControlPayload> {
+  const jwks = (await (await fetch(`${base}/.well-known/jwks.json`)).json()) as { keys: JWK[] };
+  const { payload } = await jwtVerify(data, createLocalJWKSet(jwks), { issuer, typ: 'latchkey-feed+jwt' });
+  return payload as ControlPayload;
+}

@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { createRevocationFeed, createVerifier, VerifyError, type RevocationFeed, type Verifier } from '@latchkey/verify';
 import { decodeJwt } from 'jose';
 import { ADMIN_KEY, Client, freePort, json, startServer, type TestServer } from './helpers.js';
-import { FEED_CLIENT, FEED_CLIENTS } from './feed-helpers.js';
+import { basic, FEED_CLIENT, FEED_CLIENTS } from './feed-helpers.js';
 import { form, loginTokens, newEmail, signup, PASSWORD } from './token-helpers.js';
 
 let srv: TestServer;
@@ -125,6 +125,25 @@ describe('a subscribed verifier, after each kind of revocation', () => {
     assert.equal((await admin('DELETE', `/v1/admin/users/${userId}/sessions`)).status, 200);
     await refusedWithin(v, a.access_token);
     await refusedWithin(v, b.access_token);
+    await bystanderStillOk();
+  });
+
+  it('sign out everywhere by the user: the other sessions’ tokens refused; the session kept gets a fresh token from the gateway that passes', async () => {
+    const email = newEmail();
+    const browser = new Client(srv.url);
+    assert.equal((await browser.signup(email)).status, 201);
+    const phone = await loginTokens(srv, email);
+    const tablet = await loginTokens(srv, email);
+    const kept = await (await browser.get('/api/orders/x')).text();
+    assert.equal(await code(v, kept), 'ok');
+    assert.equal((await json<{ revoked: number }>(await browser.post('/v1/sessions/revoke-others'))).revoked, 2);
+    await refusedWithin(v, phone.access_token);
+    await refusedWithin(v, tablet.access_token);
+    // the kept session's next request is minted after the user's cutoff: accepted at once
+    const next = await (await browser.get('/api/orders/x')).text();
+    assert.notEqual(next, kept);
+    assert.equal(await code(v, next), 'ok');
+    assert.equal((await browser.get('/v1/session')).status, 200, 'still signed in');
     await bystanderStillOk();
   });
 
@@ -293,6 +312,43 @@ describe('when the feed is out of reach', () => {
     assert.equal(feed.healthy, false);
     assert.equal(await code(v, live.access_token), 'ok');
     assert.equal(await code(v, dead.access_token), 'revoked');
+  });
+
+  it('introspection agrees with the feed: a token from before a role change or a disable is inactive, a newer one active', async () => {
+    const introspect = async (token: string) =>
+      (await json<{ active: boolean }>(await form(srv, '/oauth/introspect', { token }, { authorization: basic(FEED_CLIENT) }))).active;
+    const { email, userId } = await signup(srv);
+    const before = await loginTokens(srv, email);
+    assert.equal(await introspect(before.access_token), true);
+    assert.equal((await admin('PUT', `/v1/admin/users/${userId}/roles`, { roles: ['support'] })).status, 200);
+    assert.equal(await introspect(before.access_token), false, 'minted before the role change');
+    // the same session's next token (refresh grant) is minted after the cutoff and passes
+    const refreshed = await json<{ access_token: string; refresh_token: string }>(
+      await form(srv, '/oauth/token', { grant_type: 'refresh_token', refresh_token: before.refresh_token!, client_id: 'latchkey' }),
+    );
+    assert.equal(await introspect(refreshed.access_token), true);
+    assert.equal((await admin('POST', `/v1/admin/users/${userId}/disable`)).status, 200);
+    assert.equal(await introspect(refreshed.access_token), false, 'user disabled');
+    assert.equal((await admin('POST', `/v1/admin/users/${userId}/enable`)).status, 200);
+    assert.equal(await introspect(refreshed.access_token), false, 'enabled again, the old token stays refused (its session ended too)');
+
+    // and so a verifier cut off from the feed, asking introspection, refuses what the feed revoked
+    const relay = new Relay(await freePort(), srv.config.port);
+    await relay.up();
+    const feed = feedFor({
+      feedUri: `http://127.0.0.1:${relay.port}/v1/revocations/events`,
+      maxStalenessMs: 1000,
+      fallback: 'introspect',
+      introspectionEndpoint: `${srv.url}/oauth/introspect`,
+    });
+    const v = verifierFor(feed);
+    await feed.ready();
+    const fresh = await loginTokens(srv, email);
+    assert.equal(await code(v, fresh.access_token), 'ok');
+    await relay.down();
+    assert.equal((await admin('PUT', `/v1/admin/users/${userId}/roles`, { roles: ['x'] })).status, 200);
+    while (feed.healthy) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(await code(v, fresh.access_token), 'revoked', 'introspected: minted before the role change');
   });
 
   it('the feed refuses a subscriber without valid credentials', async () => {

@@ -7,10 +7,11 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
+import { RevocationFeed } from '../src/revocation/feed.js';
 import { SqliteStore } from '../src/store/sqlite/index.js';
 import { revocationRetention } from '../src/tokens/services.js';
 import { ADMIN_KEY, Client, json, startServer, type TestServer } from './helpers.js';
-import { basic, CAEP, FEED_CLIENTS, FeedReader, INTROSPECT_ONLY, verifySet, type SseMessage } from './feed-helpers.js';
+import { basic, CAEP, FEED_CLIENTS, FeedReader, INTROSPECT_ONLY, verifyControl, verifySet, type SseMessage } from './feed-helpers.js';
 import { form, loginTokens, newEmail, signup } from './token-helpers.js';
 
 let srv: TestServer;
@@ -42,6 +43,12 @@ async function liveReader(): Promise<{ r: FeedReader; from: number }> {
   const r = await open();
   await r.next((m) => m.event === 'ready');
   return { r, from: r.messages.length };
+}
+
+/** A SET about a user as a whole (no session). */
+function isUserEvent(p: ReturnType<typeof decodeJwt>, userId: string): boolean {
+  const id = p.sub_id as { format: string; sub?: string };
+  return id.format === 'iss_sub' && id.sub === userId;
 }
 
 async function nextSet(r: FeedReader, from: number, pred: (p: ReturnType<typeof decodeJwt>) => boolean): Promise<SseMessage> {
@@ -152,26 +159,55 @@ describe('what each kind of revocation publishes', () => {
     assert.ok(fresh.iat! >= cutoff, 'the fresh token is not');
   });
 
-  it('password change: credential-change, and session-revoked for the other sessions (and the renewed one), not the new one', async () => {
+  it('password change: credential-change and one session-revoked for the user with a cutoff, however many sessions; the new session’s tokens are minted after it', async () => {
     const { r, from } = await liveReader();
     const email = newEmail();
     const { browser: phone, userId } = await signup(srv, email);
     const laptop = new Client(srv.url);
     assert.equal((await laptop.login(email)).status, 200);
+    for (let i = 0; i < 3; i++) await loginTokens(srv, email);
     const phoneSid = (await json<{ session: { handle: string } }>(await phone.get('/v1/session'))).session.handle;
-    const laptopSid = (await json<{ session: { handle: string } }>(await laptop.get('/v1/session'))).session.handle;
+    const before = await srv.lk.store.lastRevocationSeq();
     const res = await laptop.post('/v1/password', { currentPassword: 'correct horse battery staple', newPassword: 'a brand new secret' });
     assert.equal(res.status, 200);
-    const newSid = (await json<{ session: { handle: string } }>(await laptop.get('/v1/session'))).session.handle;
     await r.next((m) => m.event === 'set' && `${CAEP}credential-change` in (decodeJwt(m.data).events as object), from);
-    await nextSet(r, from, (p) => (p.sub_id as { session?: { id: string } }).session?.id === phoneSid);
-    await nextSet(r, from, (p) => (p.sub_id as { session?: { id: string } }).session?.id === laptopSid);
-    const revoked = r
-      .sets(from)
-      .map((m) => decodeJwt(m.data))
-      .filter((p) => (p.sub_id as { user?: { sub: string } }).user?.sub === userId)
-      .map((p) => (p.sub_id as { session: { id: string } }).session.id);
-    assert.ok(!revoked.includes(newSid), 'the session the user goes on with is not revoked');
+    const userEvent = await nextSet(r, from, (p) => isUserEvent(p, userId) && `${CAEP}session-revoked` in (p.events as object));
+    const body = (await verifySet(srv.url, srv.config.issuer, userEvent.data)).events[`${CAEP}session-revoked`]!;
+    const cutoff = body.tokens_issued_before as number;
+    assert.equal((body.reason_admin as { en: string }).en, 'password changed');
+    // 5 sessions ended (phone, 3 token clients, and the laptop's renewed one): credential-change, the user
+    // event, and one session-revoked for the laptop's old ID (ended by the renewal, as any login ends the
+    // session the browser presented), not one per session
+    const events = (await srv.lk.store.listRevocations(before, 100, Math.floor(Date.now() / 1000))).filter((e) => e.userId === userId);
+    assert.deepEqual(events.map((e) => e.kind).sort(), ['credential', 'session', 'user']);
+    assert.ok(!r.sets(from).some((m) => (decodeJwt(m.data).sub_id as { session?: { id: string } }).session?.id === phoneSid));
+    // the session the user goes on with: its tokens are minted at or after the cutoff
+    const t = decodeJwt(
+      (await json<{ access_token: string }>(
+        await fetch(`${srv.url}/v1/tokens`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password: 'a brand new secret' }) }),
+      )).access_token,
+    );
+    assert.ok(t.iat! >= cutoff);
+  });
+
+  it('sign out everywhere: one user-wide event however many sessions it ends, none when it ends none', async () => {
+    const { r, from } = await liveReader();
+    const email = newEmail();
+    const { browser, userId } = await signup(srv, email);
+    for (let i = 0; i < 6; i++) await loginTokens(srv, email);
+    const before = await srv.lk.store.lastRevocationSeq();
+    const res = await json<{ revoked: number }>(await browser.post('/v1/sessions/revoke-others'));
+    assert.equal(res.revoked, 6);
+    const m = await nextSet(r, from, (p) => isUserEvent(p, userId));
+    const body = (await verifySet(srv.url, srv.config.issuer, m.data)).events[`${CAEP}session-revoked`]!;
+    assert.equal(typeof body.tokens_issued_before, 'number');
+    assert.equal((body.reason_admin as { en: string }).en, 'signed out everywhere');
+    const events = await srv.lk.store.listRevocations(before, 100, Math.floor(Date.now() / 1000));
+    assert.deepEqual(events.filter((e) => e.userId === userId).map((e) => e.kind), ['user']);
+    // nothing left to end: no event at all
+    const again = await srv.lk.store.lastRevocationSeq();
+    assert.equal((await json<{ revoked: number }>(await browser.post('/v1/sessions/revoke-others'))).revoked, 0);
+    assert.equal(await srv.lk.store.lastRevocationSeq(), again);
   });
 
   it('refresh token replayed after rotation: session-revoked for the family, saying why', async () => {
@@ -207,6 +243,27 @@ describe('what each kind of revocation publishes', () => {
     assert.notEqual(srv.lk.context.keys.signer().kid, kid);
   });
 
+  it('two user-wide changes in the same second: the second cutoff is past the first, so tokens minted between them are revoked too', async () => {
+    const store = new SqliteStore({ filename: join(srv.config.dataDir, 'latchkey.sqlite') });
+    await store.migrate();
+    const frozen = Math.floor(Date.now() / 1000) * 1000 + 100;
+    store.setRevocationPolicy({ retainSeconds: revocationRetention(srv.config), now: () => frozen });
+    try {
+      const { userId } = await signup(srv);
+      const from = await store.lastRevocationSeq();
+      assert.equal(await store.setUserRoles(userId, ['admin']), true);
+      const first = (await store.getUserById(userId))!.tokensNotBefore!;
+      // a token minted now carries iat = first (the issuer never signs earlier): the next change must cover it
+      assert.equal(await store.setUserRoles(userId, []), true);
+      const second = (await store.getUserById(userId))!.tokensNotBefore!;
+      assert.ok(second > first, `${second} > ${first}`);
+      const events = (await store.listRevocations(from, 10, Math.floor(frozen / 1000))).filter((e) => e.userId === userId);
+      assert.deepEqual(events.map((e) => e.tokensIssuedBefore), [first, second]);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('a change that fails writes no event (same transaction)', async () => {
     const before = await srv.lk.store.lastRevocationSeq();
     assert.equal((await admin('PUT', '/v1/admin/users/usr_nobody/roles', { roles: ['x'] })).status, 404);
@@ -226,7 +283,9 @@ describe('snapshot, resumption, reset, heartbeat', () => {
     const retained = await srv.lk.store.listRevocations(0, 100000, Math.floor(Date.now() / 1000));
     assert.deepEqual(ids, retained.map((e) => e.seq), 'the snapshot is every retained event, in order');
     assert.equal(ids.at(-1), last);
-    assert.equal(JSON.parse(ready.data).seq, last);
+    const readyClaims = await verifyControl(srv.url, srv.config.issuer, ready.data);
+    assert.equal(readyClaims.feed, 'ready');
+    assert.equal(readyClaims.seq, last);
 
     const mid = ids[Math.floor(ids.length / 2)]!;
     const resumed = await open({ 'last-event-id': String(mid) });
@@ -256,12 +315,80 @@ describe('snapshot, resumption, reset, heartbeat', () => {
     assert.ok(r.messages.indexOf(reset) < r.messages.findIndex((m) => m.event === 'set'));
   });
 
-  it('sends heartbeats while idle', async () => {
+  it('sends signed heartbeats while idle, carrying the position and time; ready carries the subscriber’s nonce', async () => {
+    const nonce = 'n0nce-of-this-connection_1';
+    const r = await open({}, `?nonce=${nonce}`);
+    const ready = await verifyControl(srv.url, srv.config.issuer, (await r.next((m) => m.event === 'ready')).data);
+    assert.equal(ready.nonce, nonce);
+    const hb = await r.next((m) => m.event === 'heartbeat', 0, 2500);
+    const body = await verifyControl(srv.url, srv.config.issuer, hb.data);
+    assert.equal(body.feed, 'heartbeat');
+    assert.equal(body.nonce, undefined, 'one signature per beat, shared by every subscriber');
+    assert.equal(body.seq, await srv.lk.store.lastRevocationSeq());
+    assert.ok(Math.abs(body.iat! - Date.now() / 1000) < 5);
+  });
+
+  it('refuses a nonce that is not 16 to 64 base64url characters with 400', async () => {
+    for (const bad of ['short', 'x'.repeat(65), 'has+plus/and=padding0000']) {
+      const r = await open({}, `?nonce=${encodeURIComponent(bad)}`);
+      assert.equal(r.response.status, 400, bad);
+      assert.equal((await r.response.json()).code, 'invalid_request');
+    }
+  });
+
+  it('a reset is signed too, with the subscriber’s nonce', async () => {
+    const nonce = 'another-nonce-0123456789';
+    const r = await open({ 'last-event-id': '999999999' }, `?nonce=${nonce}`);
+    const reset = await verifyControl(srv.url, srv.config.issuer, (await r.next((m) => m.event === 'reset')).data);
+    assert.equal(reset.feed, 'reset');
+    assert.equal(reset.nonce, nonce);
+  });
+
+  it('an event that fails to sign is not skipped: live subscribers get it once signing works, heartbeats show the gap meanwhile, the failure is counted', async () => {
+    const feed = srv.lk.revocations;
     const { r, from } = await liveReader();
-    const hb = await r.next((m) => m.event === 'heartbeat', from, 2500);
-    const body = JSON.parse(hb.data) as { seq: number; time: number };
-    assert.equal(typeof body.seq, 'number');
-    assert.ok(Math.abs(body.time - Date.now() / 1000) < 5);
+    const failuresBefore = feed.failures;
+    const { browser: b1 } = await signup(srv);
+    const { browser: b2 } = await signup(srv);
+    const sid2 = (await json<{ session: { handle: string } }>(await b2.get('/v1/session'))).session.handle;
+    // a fault in signing SETs only (heartbeats keep flowing): the second logout's event cannot be signed for a while
+    const original = (feed as unknown as { sign: (e: { sid: string | null }) => string }).sign.bind(feed);
+    let broken = true;
+    (feed as unknown as { sign: (e: { sid: string | null }) => string }).sign = (e) => {
+      if (broken && e.sid === sid2) throw new Error('signing failed (injected)');
+      return original(e);
+    };
+    try {
+      await b1.post('/v1/logout');
+      await b2.post('/v1/logout');
+      const head = await srv.lk.store.lastRevocationSeq();
+      // a heartbeat names the newest event, ahead of what this subscriber was sent: a gap it can see
+      const hb = await r.next((m) => m.event === 'heartbeat', r.messages.length, 2500);
+      assert.equal((await verifyControl(srv.url, srv.config.issuer, hb.data)).seq, head);
+      assert.ok(r.sets(from).every((m) => Number(m.id) < head), 'the unsigned event was not sent');
+      assert.ok(feed.failures > failuresBefore, 'counted');
+      // retried by the feed itself (no new write needed)
+      broken = false;
+      const got = await nextSet(r, from, (p) => (p.sub_id as { session?: { id: string } }).session?.id === sid2);
+      assert.equal(Number(got.id), head);
+    } finally {
+      (feed as unknown as { sign: unknown }).sign = original;
+    }
+  });
+
+  it('a heartbeat never announces less than the subscriber was sent (events its catch-up read before the poll did)', async () => {
+    const { browser } = await signup(srv);
+    await browser.post('/v1/logout');
+    // a feed whose poll has not run (not started): its catch-up reads events the poll has not seen
+    const feed = new RevocationFeed(srv.lk.store, srv.lk.context.keys, { issuer: srv.config.issuer, heartbeatSeconds: 1, maxSubscribers: 10 });
+    const sent: { event: string; data: string }[] = [];
+    await feed.subscribe({ send: (m) => (sent.push(m), true), close: () => undefined }, undefined, 'a-nonce-of-sixteen-chars');
+    const ready = await verifyControl(srv.url, srv.config.issuer, sent.find((m) => m.event === 'ready')!.data);
+    assert.equal(ready.seq, await srv.lk.store.lastRevocationSeq());
+    (feed as unknown as { heartbeat(): void }).heartbeat();
+    const hb = await verifyControl(srv.url, srv.config.issuer, sent.find((m) => m.event === 'heartbeat')!.data);
+    assert.ok(hb.seq >= ready.seq, `heartbeat ${hb.seq} >= ready ${ready.seq}`);
+    feed.stop();
   });
 
   it('events are pruned once their tokens have expired', async () => {

@@ -12,7 +12,7 @@
  */
 import type { KeyService } from '../keys/service.js';
 import type { RevocationEvent, Store } from '../store/store.js';
-import { setClaims, signSet } from './sets.js';
+import { controlClaims, setClaims, signControl, signSet, type ControlKind } from './sets.js';
 
 export interface FeedSettings {
   issuer: string;
@@ -39,6 +39,8 @@ interface Sub {
   position: number;
   live: boolean;
   pumping: boolean;
+  /** The subscriber's per-connection challenge, echoed in every signed control message. */
+  nonce: string | undefined;
 }
 
 const POLL_MS = 250;
@@ -50,9 +52,18 @@ export class RevocationFeed {
   private readonly subs = new Set<Sub>();
   /** seq -> signed SET (with the kid that signed it) */
   private readonly signed = new Map<number, { kid: string; set: string }>();
+  /** Every live subscriber has been sent everything up to here; the next poll reads after it. */
   private latest = 0;
+  /** The highest seq read from the store, delivered or not: what heartbeats announce, so a subscriber can see a gap. */
+  private head = 0;
+  /** Polls, deliveries and heartbeats that failed (logged through onError). */
+  failures = 0;
+  /** Told of every failure; the app points it at its logger. */
+  onError: (err: unknown, what: string) => void = () => undefined;
   private polling: Promise<void> | undefined;
   private again = false;
+  /** The last poll failed: the timer polls again even though nobody wrote. */
+  private retry = false;
   private timers: NodeJS.Timeout[] = [];
   private externalWrites: number | undefined;
   private closed = false;
@@ -66,18 +77,19 @@ export class RevocationFeed {
 
   async start(): Promise<void> {
     this.latest = await this.store.lastRevocationSeq();
+    this.head = this.latest;
     this.externalWrites = this.store.externalWriteCounter?.();
     const poll = setInterval(() => {
       // a store that can tell: ask it only when someone else wrote
       const counter = this.store.externalWriteCounter?.();
-      if (counter === undefined || counter !== this.externalWrites) {
+      if (counter === undefined || counter !== this.externalWrites || this.retry) {
         this.externalWrites = counter;
         this.wake();
       }
     }, POLL_MS);
     const beat = setInterval(() => this.heartbeat(), this.settings.heartbeatSeconds * 1000);
     const prune = setInterval(() => {
-      void this.store.pruneRevocations(this.seconds()).catch(() => undefined);
+      void this.store.pruneRevocations(this.seconds()).catch((err: unknown) => this.fail(err, 'revocation feed: pruning expired events failed'));
     }, 60_000);
     for (const t of [poll, beat, prune]) t.unref();
     this.timers = [poll, beat, prune];
@@ -101,8 +113,12 @@ export class RevocationFeed {
       this.again = true;
       return;
     }
+    this.retry = false;
     this.polling = this.poll()
-      .catch(() => undefined)
+      .catch((err: unknown) => {
+        this.retry = true;
+        this.fail(err, 'revocation feed: reading or delivering events failed; retried on the next poll');
+      })
       .finally(() => {
         this.polling = undefined;
         if (this.again) {
@@ -116,19 +132,24 @@ export class RevocationFeed {
    * Add a subscriber at `after` (undefined: a fresh one, which gets the
    * snapshot). Returns the unsubscribe function, or undefined when full.
    */
-  async subscribe(out: Subscriber, after: number | undefined): Promise<(() => void) | undefined> {
+  async subscribe(out: Subscriber, after: number | undefined, nonce?: string): Promise<(() => void) | undefined> {
     if (this.closed || this.subs.size >= this.settings.maxSubscribers) return undefined;
-    const sub: Sub = { out, position: after ?? 0, live: false, pumping: false };
+    const sub: Sub = { out, position: after ?? 0, live: false, pumping: false, nonce };
     this.subs.add(sub);
-    const last = await this.store.lastRevocationSeq();
-    if (sub.position > last) {
-      // a position this store never handed out: the subscriber followed another store
-      out.send({ event: 'reset', data: JSON.stringify({ seq: last }) });
-      sub.position = 0;
-    }
-    await this.pump(sub);
-    if (this.subs.has(sub)) {
-      out.send({ event: 'ready', data: JSON.stringify({ seq: sub.position, heartbeatSeconds: this.settings.heartbeatSeconds }) });
+    try {
+      const last = await this.store.lastRevocationSeq();
+      if (sub.position > last) {
+        // a position this store never handed out: the subscriber followed another store
+        out.send({ event: 'reset', data: this.control('reset', last, sub.nonce) });
+        sub.position = 0;
+      }
+      await this.pump(sub);
+      if (this.subs.has(sub)) out.send({ event: 'ready', data: this.control('ready', sub.position, sub.nonce) });
+    } catch (err) {
+      // nothing after the failure was sent: the subscriber reconnects from the last event it got
+      this.subs.delete(sub);
+      this.fail(err, 'revocation feed: catching a subscriber up failed');
+      throw err;
     }
     return () => this.subs.delete(sub);
   }
@@ -138,8 +159,15 @@ export class RevocationFeed {
     sub.pumping = true;
     try {
       for (;;) {
+        // everything up to what was read before this page is either in it or expired
+        const upTo = this.head;
         const page = await this.store.listRevocations(sub.position, PAGE, this.seconds());
-        if (page.length === 0) break;
+        if (page.length === 0) {
+          // events past their retention are never sent; the subscriber is caught up past them
+          // (else heartbeats would announce a gap it can never close)
+          if (upTo > sub.position) sub.position = upTo;
+          break;
+        }
         for (const e of page) if (!this.deliver(sub, e)) return;
       }
     } finally {
@@ -147,17 +175,23 @@ export class RevocationFeed {
     }
     sub.live = true;
     // live delivery skipped it while it pumped: anything read since is still to send (same tick, no gap)
-    if (sub.position < this.latest && this.subs.has(sub)) await this.pump(sub);
+    if (sub.position < this.head && this.subs.has(sub)) await this.pump(sub);
   }
 
   private async poll(): Promise<void> {
     for (;;) {
       const batch = await this.store.listRevocations(this.latest, PAGE, this.seconds());
       if (batch.length === 0) return;
-      this.latest = batch[batch.length - 1]!.seq;
-      for (const sub of this.subs) {
-        if (!sub.live || sub.pumping) continue;
-        for (const e of batch) if (e.seq > sub.position && !this.deliver(sub, e)) break;
+      this.head = Math.max(this.head, batch[batch.length - 1]!.seq);
+      for (const e of batch) {
+        // signed before anyone gets it: if signing fails, `latest` stays before this event, the next
+        // poll tries again, and heartbeats (carrying `head`) show subscribers the gap meanwhile
+        const data = this.sign(e);
+        for (const sub of this.subs) {
+          if (!sub.live || sub.pumping || e.seq <= sub.position) continue;
+          this.send(sub, e.seq, data);
+        }
+        this.latest = e.seq;
       }
       if (batch.length < PAGE) return;
     }
@@ -166,8 +200,12 @@ export class RevocationFeed {
   /** Send one event; a subscriber that cannot keep up is dropped (it resumes from its position). */
   private deliver(sub: Sub, e: RevocationEvent): boolean {
     if (!this.subs.has(sub)) return false;
-    const ok = sub.out.send({ event: 'set', id: e.seq, data: this.sign(e) });
-    sub.position = e.seq;
+    return this.send(sub, e.seq, this.sign(e));
+  }
+
+  private send(sub: Sub, seq: number, data: string): boolean {
+    const ok = sub.out.send({ event: 'set', id: seq, data });
+    sub.position = seq;
     if (!ok) this.drop(sub);
     return ok;
   }
@@ -183,11 +221,43 @@ export class RevocationFeed {
     return set;
   }
 
+  /**
+   * Heartbeats are signed (a forged one must not keep a subscriber "healthy") and carry `head`,
+   * the newest event this server has read: a subscriber whose position is behind it after the
+   * heartbeat has missed something and reconnects from its position. One signature per beat
+   * (and per distinct position), shared by every subscriber: no nonce, so the cost does not grow
+   * with subscribers (RS256 signs in milliseconds); `ready` and `reset`, once per connection,
+   * carry the subscriber's nonce.
+   */
   private heartbeat(): void {
-    const data = JSON.stringify({ seq: this.latest, time: this.seconds() });
+    const shared = new Map<number, string>();
     for (const sub of this.subs) {
-      if (sub.live && !sub.out.send({ event: 'heartbeat', data })) this.drop(sub);
+      if (!sub.live) continue;
+      // a catch-up may have sent events the poll has not read yet: never announce less than was sent
+      const seq = Math.max(this.head, sub.position);
+      let data = shared.get(seq);
+      if (data === undefined) {
+        try {
+          data = this.control('heartbeat', seq, undefined);
+        } catch (err) {
+          // no heartbeat at all: subscribers go stale and fail closed, as they should
+          this.fail(err, 'revocation feed: signing a heartbeat failed');
+          return;
+        }
+        shared.set(seq, data);
+      }
+      if (!sub.out.send({ event: 'heartbeat', data })) this.drop(sub);
     }
+  }
+
+  private control(kind: ControlKind, seq: number, nonce: string | undefined): string {
+    const claims = controlClaims(this.settings.issuer, this.seconds(), { kind, seq, nonce, heartbeatSeconds: this.settings.heartbeatSeconds });
+    return signControl(this.keys.signer(), claims);
+  }
+
+  private fail(err: unknown, what: string): void {
+    this.failures++;
+    this.onError(err, what);
   }
 
   private drop(sub: Sub): void {

@@ -17,6 +17,13 @@ export const EVENT_TYPES = {
 
 type SubjectId = Record<string, unknown>;
 
+/** Why every token of a user up to a cutoff was revoked (events written before `reason` existed: disabled). */
+const USER_REASONS: Record<string, string> = {
+  disabled: 'account disabled',
+  signed_out_everywhere: 'signed out everywhere',
+  password_changed: 'password changed',
+};
+
 /** The SET claims of one event. */
 export function setClaims(issuer: string, e: RevocationEvent): Record<string, unknown> {
   // the same on every node and every delivery: seq and commit time (a store replaced later reuses seqs, not times)
@@ -36,7 +43,7 @@ export function setClaims(issuer: string, e: RevocationEvent): Record<string, un
     case 'user':
       subId = user!;
       type = EVENT_TYPES.sessionRevoked;
-      body = { ...body, tokens_issued_before: e.tokensIssuedBefore, reason_admin: { en: 'account disabled' } };
+      body = { ...body, tokens_issued_before: e.tokensIssuedBefore, reason_admin: { en: USER_REASONS[String(e.detail.reason)] ?? 'account disabled' } };
       break;
     case 'claims':
       subId = user!;
@@ -59,6 +66,37 @@ export function setClaims(issuer: string, e: RevocationEvent): Record<string, un
 /** Sign a SET: typ `secevent+jwt` (RFC 8417 §2.3) keeps it from passing as an access token. */
 export function signSet(signer: Signer, claims: Record<string, unknown>): string {
   const header = Buffer.from(JSON.stringify({ alg: signer.alg, kid: signer.kid, typ: 'secevent+jwt' })).toString('base64url');
+  const input = `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+  return `${input}.${signature(signer, input)}`;
+}
+
+/** The feed's own messages besides SETs: the catch-up is done, still alive, a position from another store. */
+export type ControlKind = 'ready' | 'heartbeat' | 'reset';
+
+/**
+ * The claims of a signed control message (docs/revocation.md): the position it
+ * vouches for, when it was said, and (ready, reset) the subscriber's nonce when it sent one.
+ * No `sub`, `aud` or `exp`: it is not a token of anyone, and its freshness is
+ * judged by the subscriber from `iat` against its own staleness bound.
+ */
+export function controlClaims(
+  issuer: string,
+  nowSeconds: number,
+  m: { kind: ControlKind; seq: number; nonce: string | undefined; heartbeatSeconds: number },
+): Record<string, unknown> {
+  return {
+    iss: issuer,
+    iat: nowSeconds,
+    feed: m.kind,
+    seq: m.seq,
+    ...(m.nonce === undefined ? {} : { nonce: m.nonce }),
+    ...(m.kind === 'ready' ? { heartbeat_seconds: m.heartbeatSeconds } : {}),
+  };
+}
+
+/** Sign a control message: typ `latchkey-feed+jwt` keeps it from passing as an access token or a SET. */
+export function signControl(signer: Signer, claims: Record<string, unknown>): string {
+  const header = Buffer.from(JSON.stringify({ alg: signer.alg, kid: signer.kid, typ: 'latchkey-feed+jwt' })).toString('base64url');
   const input = `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
   return `${input}.${signature(signer, input)}`;
 }

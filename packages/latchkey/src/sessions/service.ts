@@ -209,8 +209,11 @@ export class SessionService {
 
   /** End every session of a user but `except`. */
   async endAllForUser(userId: string, reason: EndReason, except?: Buffer): Promise<Session[]> {
-    const ended = await this.store.deleteUserSessions(userId, except);
+    const ended = await this.store.deleteUserSessions(userId, except, reason === 'revoked_by_admin' ? 'admin' : 'user');
     this.ended(ended, reason);
+    // the user's token cutoff moved: the session kept must be read again, so the gateway mints
+    // its next token after the cutoff instead of handing out a cached one that is now revoked
+    if (ended.length) this.forgetUser(userId);
     return ended;
   }
 

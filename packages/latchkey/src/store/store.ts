@@ -128,8 +128,9 @@ export type NewAuditEvent = Omit<AuditEvent, 'id'>;
 /**
  * What a revocation refers to (docs/revocation.md):
  * session: one session's tokens (`sid`); user: every token of `userId` issued before
- * `tokensIssuedBefore` (disabled); claims: the same after a role change; credential:
- * the password changed (informational: the ended sessions have their own events);
+ * `tokensIssuedBefore` (disabled, signed out everywhere, password changed: `detail.reason`);
+ * claims: the same after a role change; credential: the password changed (informational:
+ * the user event beside it revokes the tokens);
  * key: every token signed with `kid`.
  */
 export type RevocationKind = 'session' | 'user' | 'claims' | 'credential' | 'key';
@@ -177,7 +178,9 @@ export interface Store {
   getUserById(id: string): Promise<UserWithSecret | undefined>;
   /**
    * Replace the password hash and, in the same transaction, end every session
-   * of the user except `keepSession`. Returns the ended sessions.
+   * of the user except `keepSession`, moving the user's token cutoff
+   * (`tokensNotBefore`): one user-wide revocation event, however many sessions
+   * ended. Returns the ended sessions.
    */
   changePassword(userId: string, passwordHash: string, keepSession?: Buffer): Promise<Session[]>;
   /** Disable (ending every session in the same transaction) or re-enable. Returns the ended sessions. */
@@ -202,8 +205,12 @@ export interface Store {
   findSessionByHandle(handle: Buffer, userId?: string): Promise<Session | undefined>;
   /** End one session. Returns it if it existed. */
   deleteSession(idHash: Buffer): Promise<Session | undefined>;
-  /** End every session of a user except `except`. Returns the ended sessions. */
-  deleteUserSessions(userId: string, except?: Buffer): Promise<Session[]>;
+  /**
+   * End every session of a user except `except`. When any ended, the user's token cutoff moves
+   * in the same transaction and one user-wide revocation event is written (never one per session:
+   * the feed's growth must not be the user's to choose). Returns the ended sessions.
+   */
+  deleteUserSessions(userId: string, except?: Buffer, initiator?: 'user' | 'admin'): Promise<Session[]>;
   /**
    * Remove sessions past their absolute end or idle end (their own idle timeout when set),
    * and what only they referred to (an adapter that deduplicates device labels forgets the

@@ -31,23 +31,49 @@ const isSetType = (typ: string) => {
   return t === 'secevent+jwt' || t === 'application/secevent+jwt';
 };
 
-/** Verify a SET's signature with `keys` (one refetch for an unknown kid) and return its claims. */
-export async function verifySet(
-  set: string,
-  opts: { issuer: string; keys: KeyStore; backend: Backend; accepted: ReadonlySet<Algorithm> },
-): Promise<Record<string, unknown>> {
-  if (set.length > MAX_SET_BYTES) throw new VerifyError('too_large');
-  const seg = split(set);
-  const header = parseHeader(seg.header, opts.backend, opts.accepted, isSetType);
-  let key = opts.keys.keys.get(header.kid);
+interface JwsOptions {
+  issuer: string;
+  keys: KeyStore;
+  backend: Backend;
+  accepted: ReadonlySet<Algorithm>;
+}
+
+/**
+ * Why a feed message did not verify, in the two kinds the subscriber treats
+ * differently (docs/revocation.md): `unverifiable` (no key for its kid, keys
+ * unreachable or past their staleness bound: it may verify once keys are
+ * fetched again) and `invalid` (bad signature under a key we hold, wrong
+ * issuer or typ, malformed: it never will). Neither is ever skipped.
+ */
+export function failureKind(err: unknown): 'unverifiable' | 'invalid' {
+  if (err instanceof VerifyError) return err.code === 'unknown_key' || err.code === 'jwks_unavailable' ? 'unverifiable' : 'invalid';
+  // a fetch or crypto backend failure: nothing was learnt about the message itself
+  return 'unverifiable';
+}
+
+/**
+ * Verify a compact JWS from the feed with `keys` and return its claims. An
+ * unknown kid asks for one refetch (within the store's cooldown); keys past
+ * their staleness bound are never used (jwks_unavailable).
+ */
+async function verifyJws(token: string, isType: (typ: string) => boolean, opts: JwsOptions): Promise<Record<string, unknown>> {
+  if (token.length > MAX_SET_BYTES) throw new VerifyError('too_large');
+  const seg = split(token);
+  const header = parseHeader(seg.header, opts.backend, opts.accepted, isType);
+  const ks = opts.keys;
+  if (Date.now() > ks.usableUntil) {
+    await ks.refresh(Date.now());
+    if (Date.now() > ks.usableUntil) throw new VerifyError('jwks_unavailable', ks.lastError);
+  } else if (Date.now() > ks.freshUntil) ks.revalidate(Date.now());
+  let key = ks.keys.get(header.kid);
   if (key === undefined) {
-    await opts.keys.refresh(Date.now());
-    key = opts.keys.keys.get(header.kid);
+    await ks.refresh(Date.now());
+    key = ks.keys.get(header.kid);
     if (key === undefined) throw new VerifyError('unknown_key');
   }
   if (header.alg !== key.alg) throw new VerifyError('bad_algorithm');
   if (seg.signature.length === 0) throw new VerifyError('bad_signature', 'no signature');
-  const ok = await opts.backend.verify(key.alg, key.handle, set, seg.dot2, key.sigBytes);
+  const ok = await opts.backend.verify(key.alg, key.handle, token, seg.dot2, key.sigBytes);
   if (!ok) throw new VerifyError('bad_signature');
   const text = opts.backend.text(seg.payload);
   if (text === undefined) throw new VerifyError('malformed', 'payload not UTF-8');
@@ -61,8 +87,48 @@ export async function verifySet(
   const c = claims as Record<string, unknown>;
   if (c.iss !== opts.issuer) throw new VerifyError('wrong_issuer');
   if (typeof c.iat !== 'number' || !Number.isFinite(c.iat)) throw new VerifyError('malformed', 'iat');
+  return c;
+}
+
+/** Verify a SET's signature with `keys` (one refetch for an unknown kid) and return its claims. */
+export async function verifySet(set: string, opts: JwsOptions): Promise<Record<string, unknown>> {
+  const c = await verifyJws(set, isSetType, opts);
   if (typeof c.events !== 'object' || c.events === null || Array.isArray(c.events)) throw new VerifyError('malformed', 'events');
   return c;
+}
+
+/** The position a latchkey SET vouches for: its jti is `<seq>.<commit time>`. */
+export function seqOfSet(claims: Record<string, unknown>): number | undefined {
+  const jti = claims.jti;
+  if (typeof jti !== 'string') return undefined;
+  const dot = jti.indexOf('.');
+  const head = dot < 0 ? '' : jti.slice(0, dot);
+  if (head.length === 0 || head.length > 15) return undefined;
+  for (let i = 0; i < head.length; i++) {
+    const c = head.charCodeAt(i);
+    if (c < 48 || c > 57) return undefined;
+  }
+  return Number(head);
+}
+
+/** A signed control message of the feed (ready, heartbeat, reset): the position and time it vouches for. */
+export interface Control {
+  kind: 'ready' | 'heartbeat' | 'reset';
+  seq: number;
+  iat: number;
+  nonce: string | undefined;
+}
+
+const isControlType = (typ: string) => typ.toLowerCase() === 'latchkey-feed+jwt';
+
+/** Verify a control message: signed by the issuer, typ `latchkey-feed+jwt`, and naming the event it came as. */
+export async function verifyControl(token: string, event: string, opts: JwsOptions): Promise<Control> {
+  const c = await verifyJws(token, isControlType, opts);
+  if (c.feed !== event) throw new VerifyError('malformed', 'control message sent as another event');
+  const seq = c.seq;
+  if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) throw new VerifyError('malformed', 'seq');
+  if (c.nonce !== undefined && typeof c.nonce !== 'string') throw new VerifyError('malformed', 'nonce');
+  return { kind: event as Control['kind'], seq, iat: c.iat as number, nonce: c.nonce as string | undefined };
 }
 
 const obj = (v: unknown): Record<string, unknown> | undefined =>
@@ -93,7 +159,7 @@ export function revocationsOf(claims: Record<string, unknown>, issuer: string): 
       const kid = subId?.format === 'opaque' ? str(subId.id) : undefined;
       if (kid !== undefined) out.push({ kind: 'key', kid, at });
     } else if (type === CREDENTIAL_CHANGE) {
-      // informational: the sessions it ended arrive as their own session-revoked events
+      // informational: the tokens it ends are revoked by the user-wide session-revoked event beside it
       out.push({ kind: 'none', at });
     }
   }

@@ -1,4 +1,4 @@
-/** RFC 8414 discovery of `jwks_uri` from the issuer's authorization server metadata. */
+/** RFC 8414 discovery of `jwks_uri` (and the feed's endpoints) from the issuer's authorization server metadata. */
 import { FetchError, getJson, type FetchLike } from './http.js';
 
 /**
@@ -37,4 +37,35 @@ export async function discoverJwksUri(issuer: string, fetch: FetchLike, timeoutM
     return jwks.href;
   }
   throw new FetchError(`no authorization server metadata for ${issuer}`);
+}
+
+/** 127.0.0.0/8, ::1 and localhost: plain http is tolerated there, for development only. */
+export function isLoopback(url: URL): boolean {
+  const h = url.hostname.toLowerCase();
+  if (h === 'localhost' || h === '[::1]') return true;
+  const parts = h.split('.');
+  return parts.length === 4 && parts[0] === '127' && parts.every((p) => p.length > 0 && p.length <= 3 && [...p].every((c) => c >= '0' && c <= '9') && Number(p) <= 255);
+}
+
+/**
+ * An endpoint that will receive the client's credentials (the revocation feed,
+ * introspection): https, or http on a loopback host (development). Whether it
+ * came from the options or from metadata, the secret never crosses a network
+ * in clear text, and metadata cannot point it at a plain-http host. Given
+ * `issuer` (the endpoint came from its metadata), http is refused as well
+ * unless the issuer is http itself, the rule `jwks_uri` follows.
+ */
+export function credentialEndpoint(raw: unknown, what: string, opts: { issuer?: string } = {}): string {
+  if (typeof raw !== 'string') throw new FetchError(`${what} is not a URL`);
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new FetchError(`${what} is not a URL`);
+  }
+  if (u.protocol === 'https:') return u.href;
+  // from metadata, as for jwks_uri: plain http only when the issuer itself is http (development)
+  const issuerHttp = opts.issuer === undefined || new URL(opts.issuer).protocol === 'http:';
+  if (u.protocol === 'http:' && isLoopback(u) && issuerHttp) return u.href;
+  throw new FetchError(`${what} must use https (plain http only on a loopback host, and from metadata only for an http issuer): ${u.origin}`);
 }

@@ -231,8 +231,13 @@ export async function oauthRoutes(app: FastifyInstance, ctx: Context) {
   async function accessInfo(token: string) {
     const claims = await verifiedOrUndefined(token);
     if (!claims) return undefined;
-    // a valid signature is not enough: the session behind it must still be live
+    // a valid signature is not enough: the answer must agree with the revocation feed, so a verifier
+    // falling back to introspection never accepts what subscribed verifiers refuse: the session
+    // must be live, the user enabled, and the token minted at or after the user's cutoff (roles
+    // changed, disabled, signed out everywhere, password changed). A retired key fails verify().
     if (!(await sessionOf(claims))) return { active: false };
+    const user = await ctx.store.getUserById(claims.sub);
+    if (!user || user.disabled || claims.iat < (user.tokensNotBefore ?? 0)) return { active: false };
     const { iss, sub, aud, exp, iat, jti, sid, client_id, scope, roles } = claims;
     return { active: true, token_type: 'Bearer', iss, sub, aud, exp, iat, jti, sid, client_id, ...(scope ? { scope } : {}), ...(roles ? { roles } : {}) };
   }

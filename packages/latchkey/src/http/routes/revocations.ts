@@ -21,6 +21,7 @@ export function revocationRoutes(feed: RevocationFeed) {
     app.get(FEED_PATH, async (request, reply) => {
       authorize(request, reply, ctx);
       const after = position(request);
+      const challenge = nonce(request);
       if (feed.subscribers >= ctx.config.revocation.maxSubscribers) {
         reply.header('retry-after', '5');
         return sendProblem(reply, problem(503, 'feed_full', 'too many subscribers; retry later'));
@@ -54,7 +55,7 @@ export function revocationRoutes(feed: RevocationFeed) {
         unsubscribe?.();
       });
       try {
-        unsubscribe = await feed.subscribe(out, after);
+        unsubscribe = await feed.subscribe(out, after, challenge);
       } catch (err) {
         request.log.error({ err }, 'revocation feed subscribe failed');
         res.end();
@@ -85,6 +86,28 @@ function position(request: FastifyRequest): number | undefined {
   if (raw === undefined || raw === '') return undefined;
   if (raw.length > 15 || !isDigits(raw)) throw new LatchkeyError('invalid_request', 'Last-Event-ID / after must be a feed position');
   return Number(raw);
+}
+
+/**
+ * ?nonce=: the subscriber's challenge, echoed in the signed ready and reset of this connection
+ * so neither can be replayed into another (16..64 base64url characters).
+ */
+function nonce(request: FastifyRequest): string | undefined {
+  const raw = (request.query as Record<string, unknown> | undefined)?.nonce;
+  if (raw === undefined) return undefined;
+  if (typeof raw !== 'string' || raw.length < 16 || raw.length > 64 || !isBase64url(raw)) {
+    throw new LatchkeyError('invalid_request', 'nonce must be 16 to 64 base64url characters');
+  }
+  return raw;
+}
+
+function isBase64url(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    const ok = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 45 || c === 95;
+    if (!ok) return false;
+  }
+  return true;
 }
 
 function isDigits(s: string): boolean {

@@ -205,7 +205,10 @@ export class SqliteStore implements Store {
         const r = this.stmts.setPassword.run(passwordHash, userId);
         if (r.changes === 0) throw new LatchkeyError('user_not_found', 'no such user');
         this.revoke('credential', { userId, detail: { credential_type: 'password', initiator: 'user' } });
-        return this.deleteUserSessionsSync(userId, keepSession, 'user');
+        // one cutoff for the user, not an event per session: the kept session is renewed by the caller,
+        // and the renewed session's tokens are minted after the cutoff
+        this.revokeUserTokens('user', userId, { initiator: 'user', reason: 'password_changed' });
+        return this.deleteUserSessionsSync(userId, keepSession);
       })
       .immediate();
     return this.committed(ended);
@@ -218,8 +221,8 @@ export class SqliteStore implements Store {
         if (r.changes === 0) throw new LatchkeyError('user_not_found', 'no such user');
         if (!disabled) return [];
         // one event for the user as a whole: it also covers tokens of sessions ended earlier
-        this.revokeUserTokens('user', userId, { initiator: 'admin' });
-        return this.deleteUserSessionsSync(userId, undefined, 'admin', false);
+        this.revokeUserTokens('user', userId, { initiator: 'admin', reason: 'disabled' });
+        return this.deleteUserSessionsSync(userId);
       })
       .immediate();
     return this.committed(ended);
@@ -275,7 +278,12 @@ export class SqliteStore implements Store {
 
   /** Every token of the user issued before the next second is revoked; the issuer never signs an earlier iat again. */
   private revokeUserTokens(kind: 'user' | 'claims', userId: string, detail: Record<string, unknown>): void {
-    const cutoff = Math.floor(this.revocation.now() / 1000) + 1;
+    // strictly past the previous cutoff: tokens minted since a change earlier in the same second carry
+    // iat = that cutoff, and this change must revoke them too (else a role granted and taken back within
+    // a second would leave the granted tokens valid). Many changes in one second date new tokens ahead;
+    // verifiers refuse those past their clock tolerance until time catches up (fail closed).
+    const previous = this.stmts.userById.get(userId)?.tokens_not_before ?? 0;
+    const cutoff = Math.max(Math.floor(this.revocation.now() / 1000) + 1, previous + 1);
     this.stmts.setTokensNotBefore.run(cutoff, userId);
     this.revoke(kind, { userId, tokensIssuedBefore: cutoff, detail });
   }
@@ -362,8 +370,17 @@ export class SqliteStore implements Store {
     return this.committed(ended);
   }
 
-  async deleteUserSessions(userId: string, except?: Buffer): Promise<Session[]> {
-    return this.committed(this.db.transaction(() => this.deleteUserSessionsSync(userId, except)).immediate());
+  async deleteUserSessions(userId: string, except?: Buffer, initiator?: 'user' | 'admin'): Promise<Session[]> {
+    const ended = this.db
+      .transaction(() => {
+        const gone = this.deleteUserSessionsSync(userId, except);
+        // one user-wide cutoff however many sessions ended (the feed's growth is not the user's to choose);
+        // the session kept gets fresh tokens, minted after it
+        if (gone.length) this.revokeUserTokens('user', userId, { ...(initiator ? { initiator } : {}), reason: 'signed_out_everywhere' });
+        return gone;
+      })
+      .immediate();
+    return this.committed(ended);
   }
 
   async deleteExpiredSessions(now: number, idleTimeoutSeconds: number): Promise<number> {
@@ -626,13 +643,10 @@ export class SqliteStore implements Store {
     }));
   }
 
-  /** With `events` false the caller has revoked the user's tokens as a whole. */
-  private deleteUserSessionsSync(userId: string, except?: Buffer, initiator?: string, events = true): Session[] {
+  /** The caller revokes the user's tokens as a whole (revokeUserTokens) in the same transaction. */
+  private deleteUserSessionsSync(userId: string, except?: Buffer): Session[] {
     const ended = this.stmts.listSessions.all(userId).map(toSession).filter((s) => !except || !s.idHash.equals(except));
-    for (const s of ended) {
-      this.stmts.deleteSession.run(s.idHash);
-      if (events) this.revokeSession(s, initiator === undefined ? {} : { initiator });
-    }
+    for (const s of ended) this.stmts.deleteSession.run(s.idHash);
     return ended;
   }
 
