@@ -7,6 +7,11 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
+import { PRESESSION_COOKIE } from './web/form-tokens.js';
+
+/** Browsers accept a `__Host-` cookie only with Secure, Path=/ and no Domain: no sibling subdomain can set or shadow it. */
+export const HOST_PREFIX = '__Host-';
 
 const Seconds = (def: number, min = 1) => Type.Integer({ minimum: min, default: def });
 
@@ -59,6 +64,7 @@ export const ConfigSchema = Type.Object(
     ),
     sessions: Type.Object(
       {
+        /** Must start with `__Host-` (checked in parseConfig with a message that says so). */
         cookieName: Type.String({ pattern: '^[A-Za-z0-9_-]+$', default: '__Host-latchkey' }),
         sameSite: Type.Union([Type.Literal('lax'), Type.Literal('strict')], { default: 'lax' }),
         idleTimeoutSeconds: Seconds(12 * 3600, 60),
@@ -200,8 +206,9 @@ export function loadConfig(
     }
     try {
       raw = JSON.parse(text) as Record<string, unknown>;
-    } catch (err) {
-      throw new ConfigError(`config file ${file} is not valid JSON: ${(err as Error).message}`);
+    } catch {
+      // JSON.parse's message quotes the text around the error, and a config file holds secrets
+      throw new ConfigError(`config file ${file} is not valid JSON: ${jsonErrorAt(text)}`);
     }
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
       throw new ConfigError(`config file ${file} must hold a JSON object`);
@@ -232,6 +239,15 @@ export function parseConfig(input: unknown): Config {
     throw new ConfigError(`invalid config: ${key}: ${describe(first.schema, first.message)}`);
   }
   const cfg = withDefaults as Static<typeof ConfigSchema>;
+  const cookieName = cfg.sessions.cookieName;
+  if (!cookieName.startsWith(HOST_PREFIX) || cookieName.length === HOST_PREFIX.length) {
+    throw new ConfigError(
+      `invalid config: sessions.cookieName: must start with ${HOST_PREFIX} followed by a name (the browser then requires Secure, Path=/ and no Domain, so no sibling subdomain can set or shadow the session cookie)`,
+    );
+  }
+  if (cookieName === PRESESSION_COOKIE) {
+    throw new ConfigError(`invalid config: sessions.cookieName: ${PRESESSION_COOKIE} is the sign-in form's cookie`);
+  }
   if (cfg.sessions.absoluteLifetimeSeconds < cfg.sessions.idleTimeoutSeconds) {
     throw new ConfigError('invalid config: sessions.absoluteLifetimeSeconds: must be >= sessions.idleTimeoutSeconds');
   }
@@ -255,6 +271,28 @@ export function parseConfig(input: unknown): Config {
   }
   const issuer = cfg.issuer ?? `http://localhost:${cfg.port}`;
   return { ...cfg, issuer } as Config;
+}
+
+/**
+ * Where a text stops being JSON, and why in general words: line, column and
+ * a reason such as "ValueExpected", never the text itself.
+ */
+export function jsonErrorAt(text: string): string {
+  const errors: ParseError[] = [];
+  parseJsonc(text, errors, { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false });
+  const first = errors[0];
+  if (!first) return 'syntax error';
+  let line = 1;
+  let column = 1;
+  for (let i = 0; i < first.offset && i < text.length; i++) {
+    if (text.charCodeAt(i) === 10) {
+      line++;
+      column = 1;
+    } else {
+      column++;
+    }
+  }
+  return `${printParseErrorCode(first.error)} at line ${line}, column ${column}`;
 }
 
 function describe(schema: TSchema, message: string): string {

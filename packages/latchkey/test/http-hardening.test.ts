@@ -1,9 +1,10 @@
 /**
- * Every error the app answers has a problem+json body (RFC 6749 error JSON
- * under /oauth), including the ones Fastify and node's HTTP parser raise
- * before a route runs; wrong methods get 405 with Allow; JSON routes take
- * JSON only. Against a real server on loopback, with raw sockets where a
- * client library would refuse or rewrite the request.
+ * HTTP hardening. Every error the app answers has a problem+json body (RFC
+ * 6749 error JSON under /oauth), including the ones Fastify and node's HTTP
+ * parser raise before a route runs; wrong methods get 405 with Allow; JSON
+ * routes take JSON only; HSTS on https; every cookie is prefixed and locked
+ * down. Against a real server on loopback, with raw sockets where a client
+ * library would refuse or rewrite the request.
  */
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
@@ -228,6 +229,38 @@ describe('HSTS', () => {
       assert.equal(HSTS, 'max-age=63072000; includeSubDomains');
     } finally {
       await tls.close();
+    }
+  });
+});
+
+describe('cookies latchkey sets', () => {
+  it('each one is __Host- (Secure, Path=/, no Domain) or __Secure- with a narrow path, HttpOnly and SameSite', async () => {
+    const seen: string[] = [];
+    const c = new Client(srv.url);
+    const email = `cookies.${process.pid}@example.com`;
+    await c.signup(email);
+    seen.push(...c.lastSetCookie);
+    await c.get('/signin', { cookie: '' });
+    seen.push(...(await fetch(`${srv.url}/signin`)).headers.getSetCookie());
+    const login = await fetch(`${srv.url}/v1/tokens`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email, password: 'correct horse battery staple', refreshCookie: true }),
+    });
+    assert.equal(login.status, 200);
+    seen.push(...login.headers.getSetCookie());
+    await c.post('/v1/logout');
+    seen.push(...c.lastSetCookie);
+    const names = new Set(seen.map((sc) => sc.slice(0, sc.indexOf('='))));
+    assert.deepEqual([...names].sort(), ['__Host-latchkey', '__Host-latchkey-csrf', '__Secure-latchkey-refresh']);
+    for (const sc of seen) {
+      const attrs = sc.split(';').slice(1).map((a) => a.trim().toLowerCase());
+      assert.ok(attrs.includes('secure'), sc);
+      assert.ok(attrs.includes('httponly'), sc);
+      assert.ok(attrs.some((a) => a === 'samesite=lax' || a === 'samesite=strict'), sc);
+      assert.ok(!attrs.some((a) => a.startsWith('domain=')), sc);
+      if (sc.startsWith('__Host-')) assert.ok(attrs.includes('path=/'), sc);
+      else assert.ok(attrs.includes('path=/oauth/token'), sc);
     }
   });
 });
