@@ -20,9 +20,11 @@ const gate = new Promise<void>((resolve) => {
   release = resolve;
 });
 
+const FEED_CLIENT = { id: 'feed-reader', secret: 'feed-reader-secret-0123456789abcdef0123', revocationFeed: true };
+
 before(async () => {
   srv = await startServer(
-    {},
+    { clients: [FEED_CLIENT] },
     {
       plugins: [
         // a request that stays in flight until the test lets it go (the shutdown test)
@@ -80,6 +82,18 @@ function rawExchange(data: string, count = 1): Promise<RawResponse[]> {
   });
 }
 
+/** Everything the server writes on a fresh socket until it closes it. */
+function rawText(data: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(srv.config.port, '127.0.0.1');
+    let text = '';
+    socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    socket.on('close', () => resolve(text));
+    socket.on('error', (err) => (text ? resolve(text) : reject(err)));
+    socket.write(data);
+  });
+}
+
 const get = (path: string, headers = '') => rawExchange(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n${headers}\r\n`);
 
 function assertProblem(res: RawResponse, status: number, code: string) {
@@ -107,9 +121,13 @@ describe('errors raised before a route runs', () => {
     assertProblem(res!, 431, 'headers_too_large');
   });
 
-  it('a malformed request: 400 problem+json', async () => {
+  it('a malformed request: 400 problem+json, with no body for HEAD', async () => {
     const [res] = await rawExchange('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nNot a header line\r\n\r\n');
     assertProblem(res!, 400, 'bad_request');
+    const head = await rawText('HEAD /healthz?é HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    assert.match(head, /^HTTP\/1\.1 400 /);
+    assert.match(head, /content-type: application\/problem\+json/);
+    assert.ok(head.endsWith('\r\n\r\n'), JSON.stringify(head));
   });
 
   it('a request arriving while the server shuts down: 503 problem+json', async () => {
@@ -139,7 +157,20 @@ describe('errors raised before a route runs', () => {
     assertProblem(second!, 503, 'shutting_down');
     // the rest of this file needs a live server
     await srv.close();
-    srv = await startServer();
+    srv = await startServer({ clients: [FEED_CLIENT] });
+  });
+});
+
+describe('HEAD', () => {
+  it('HEAD on the revocation feed answers its headers at once and subscribes nothing (found by the fuzz test)', { timeout: 10_000 }, async () => {
+    const basic = `Basic ${Buffer.from(`${FEED_CLIENT.id}:${FEED_CLIENT.secret}`).toString('base64')}`;
+    const text = await rawText(`HEAD /v1/revocations/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${basic}\r\nConnection: close\r\n\r\n`);
+    assert.match(text, /^HTTP\/1\.1 200 /);
+    assert.match(text, /content-type: text\/event-stream/);
+    assert.equal(srv.lk.revocations.subscribers, 0);
+    // credentials are still required
+    const anon = await rawText('HEAD /v1/revocations/events HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
+    assert.match(anon, /^HTTP\/1\.1 401 /);
   });
 });
 

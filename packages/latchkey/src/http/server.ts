@@ -2,7 +2,7 @@
  * Fastify wiring: one instance, JSON-schema validated bodies, body limits,
  * problem+json errors, security headers. Domain code never imports Fastify.
  */
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type ConnectionError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import cookie from '@fastify/cookie';
 import type { Socket } from 'node:net';
 import type { Context } from './context.js';
@@ -50,7 +50,7 @@ function frameworkError(err: Error & { code?: string }, request: FastifyRequest,
  * large, a malformed request line, a timeout): answered on the socket with a
  * problem+json body instead of Fastify's own JSON.
  */
-function clientError(err: Error & { code?: string }, socket: Socket) {
+function clientError(err: ConnectionError, socket: Socket) {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   const p =
     err.code === 'HPE_HEADER_OVERFLOW'
@@ -59,10 +59,14 @@ function clientError(err: Error & { code?: string }, socket: Socket) {
         ? problem(408, 'request_timeout', 'the request took too long to arrive')
         : problem(400, 'bad_request', 'the request is not valid HTTP');
   const body = JSON.stringify(p);
+  // an answer to HEAD has no body, or the client reads it as the start of another response
+  // (typed as its JSON form, but node passes the Buffer of what it could not parse)
+  const raw = (err as { rawPacket?: unknown }).rawPacket;
+  const head = Buffer.isBuffer(raw) && raw.subarray(0, 5).toString('latin1') === 'HEAD ';
   if (socket.writable) {
     socket.write(
       `HTTP/1.1 ${p.status} ${p.title}\r\ncontent-type: application/problem+json\r\ncache-control: no-store\r\n` +
-        `x-content-type-options: nosniff\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+        `x-content-type-options: nosniff\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${head ? '' : body}`,
     );
   }
   socket.destroy(err);
