@@ -154,7 +154,8 @@ export const ConfigSchema = Type.Object(
     gateway: Type.Object(
       {
         routes: Type.Array(RouteSchema, { default: [] }),
-        loginPath: Type.String({ default: '/signin' }),
+        /** Where unauthenticated: "redirect" routes send a browser: a path here, ASCII (it goes into Location). */
+        loginPath: Type.String({ pattern: '^/[\\x21-\\x7e]*$', default: '/signin' }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -267,7 +268,12 @@ export function parseConfig(input: unknown): Config {
     if (seen.has(r.prefix)) throw new ConfigError(`invalid config: gateway.routes.${i}.prefix: duplicate prefix ${r.prefix}`);
     if (!URL.canParse(r.upstream)) throw new ConfigError(`invalid config: gateway.routes.${i}.upstream: not a URL`);
     if (r.prefix !== '/' && r.prefix.endsWith('/')) throw new ConfigError(`invalid config: gateway.routes.${i}.prefix: must not end with /`);
+    if (r.prefix.includes('//')) throw new ConfigError(`invalid config: gateway.routes.${i}.prefix: must not contain //`);
     seen.add(r.prefix);
+  }
+  const login = cfg.gateway.loginPath;
+  if (login.startsWith('//') || login.includes('\\')) {
+    throw new ConfigError('invalid config: gateway.loginPath: must be a path on this server (no // or \\)');
   }
   const issuer = cfg.issuer ?? `http://localhost:${cfg.port}`;
   return { ...cfg, issuer } as Config;

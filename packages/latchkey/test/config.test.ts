@@ -105,4 +105,13 @@ describe('config', () => {
     assert.throws(() => parseConfig({ sessions: { cookieName: '__Host-latchkey-csrf' } }), /invalid config: sessions\.cookieName: __Host-latchkey-csrf is the sign-in form's cookie/);
     assert.equal(parseConfig({ sessions: { cookieName: '__Host-myapp' } }).sessions.cookieName, '__Host-myapp');
   });
+
+  it('gateway.loginPath must be an ASCII path here (it goes into Location), and a prefix has no //', () => {
+    for (const bad of ['https://evil.example/signin', '//evil.example', '/\\evil.example', '/中', '/sign in', 'signin']) {
+      assert.throws(() => parseConfig({ gateway: { loginPath: bad } }), /^ConfigError: invalid config: gateway\.loginPath: /, bad);
+    }
+    assert.equal(parseConfig({ gateway: { loginPath: '/login' } }).gateway.loginPath, '/login');
+    const route = { upstream: 'http://127.0.0.1:9', audience: 'a' };
+    assert.throws(() => parseConfig({ gateway: { routes: [{ ...route, prefix: '/a//b' }] } }), /invalid config: gateway\.routes\.0\.prefix: must not contain \/\//);
+  });
 });
