@@ -202,6 +202,12 @@ describe('JSON routes take JSON only', () => {
         assert.match(res.headers.get('content-type') ?? '', /^application\/problem\+json/);
       }
     }
+    // a body with no content type at all (fetch with a Blob body) is no JSON either
+    const cookie = [...c.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+    for (const path of ['/v1/sessions/revoke-others', '/v1/logout']) {
+      const [res] = await rawExchange(`POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: ${cookie}\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx`);
+      assertProblem(res!, 415, 'unsupported_media_type');
+    }
     assert.equal(sessionRows(), before);
     assert.equal((await c.get('/v1/session')).status, 200);
     assert.equal((await other.get('/v1/session')).status, 200);
