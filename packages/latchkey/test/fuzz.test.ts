@@ -35,6 +35,7 @@ const TABLES = ['users', 'sessions', 'devices', 'refresh_families', 'refresh_tok
 let srv: TestServer;
 let upstream: Server;
 let email: string;
+let userId: string;
 let sessionCookie = '';
 
 before(async () => {
@@ -56,6 +57,7 @@ before(async () => {
     body: JSON.stringify({ email, password: PASSWORD }),
   });
   assert.equal(res.status, 201);
+  userId = ((await res.json()) as { user: { id: string } }).user.id;
 });
 
 after(async () => {
@@ -67,20 +69,17 @@ const db = () => (srv.lk.store as SqliteStore).db;
 const count = (table: string) => (db().prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
 const counts = () => Object.fromEntries([...TABLES, 'audit_events'].map((t) => [t, count(t)]));
 
-/** A live session cookie for the fuzz user (the fuzzer may have logged it out). */
+/**
+ * A live session cookie for the fuzz user (the fuzzer may have logged it out).
+ * Made by the session service, not by signing in: the fuzzer's wrong
+ * passwords for this email would soon have sign-in throttled.
+ */
 async function liveSession(): Promise<string> {
-  if (sessionCookie) {
-    const res = await fetch(`${srv.url}/v1/session`, { headers: { cookie: sessionCookie } });
-    if (res.status === 200) return sessionCookie;
-  }
-  const res = await fetch(`${srv.url}/v1/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ email, password: PASSWORD }),
-  });
-  assert.equal(res.status, 200, 'the fuzz user can sign in again');
-  const set = res.headers.getSetCookie().find((c) => c.startsWith('__Host-latchkey='))!;
-  sessionCookie = set.slice(0, set.indexOf(';'));
+  const sessions = srv.lk.context.sessions;
+  const secret = sessionCookie.slice(sessionCookie.indexOf('=') + 1);
+  if (sessionCookie && (await sessions.authenticate(secret, '127.0.0.1'))) return sessionCookie;
+  const created = await sessions.create(userId, { userAgent: 'fuzz', ip: '127.0.0.1' }, 'fuzz');
+  sessionCookie = `${srv.config.sessions.cookieName}=${created.secret}`;
   return sessionCookie;
 }
 
