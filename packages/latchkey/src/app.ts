@@ -69,10 +69,19 @@ export async function createLatchkey(config: Config, opts: CreateOptions = {}): 
   const revocations = new RevocationFeed(store, keys, { issuer: config.issuer, ...config.revocation }, now);
   await revocations.start();
   wakeFeed = () => revocations.wake();
-  const http = await buildHttp(context, {
-    ...opts,
-    plugins: [oauthRoutes, gatewayRoutes(gateway), revocationRoutes(revocations), webRoutes, ...(opts.plugins ?? [])],
-  });
+  let http: FastifyInstance;
+  try {
+    http = await buildHttp(context, {
+      ...opts,
+      // the gateway last: it checks its prefixes against every built-in route registered before it
+      plugins: [oauthRoutes, revocationRoutes(revocations), webRoutes, gatewayRoutes(gateway), ...(opts.plugins ?? [])],
+    });
+  } catch (err) {
+    // e.g. a gateway prefix over a built-in route: nothing is left running behind the ConfigError
+    revocations.stop();
+    await store.close();
+    throw err;
+  }
   tokenServices.start((err, what) => http.log.error({ err }, what));
   // once per start, where operators look: plaintext secrets, modes that had to be tightened
   for (const notice of notices) http.log.warn(notice);

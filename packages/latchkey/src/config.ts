@@ -8,6 +8,11 @@ import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
+import { PRESESSION_COOKIE } from './web/form-tokens.js';
+
+/** Browsers accept a `__Host-` cookie only with Secure, Path=/ and no Domain: no sibling subdomain can set or shadow it. */
+export const HOST_PREFIX = '__Host-';
 
 const Seconds = (def: number, min = 1) => Type.Integer({ minimum: min, default: def });
 
@@ -74,6 +79,7 @@ export const ConfigSchema = Type.Object(
     ),
     sessions: Type.Object(
       {
+        /** Must start with `__Host-` (checked in parseConfig with a message that says so). */
         cookieName: Type.String({ pattern: '^[A-Za-z0-9_-]+$', default: '__Host-latchkey' }),
         sameSite: Type.Union([Type.Literal('lax'), Type.Literal('strict')], { default: 'lax' }),
         idleTimeoutSeconds: Seconds(12 * 3600, 60),
@@ -201,7 +207,8 @@ export const ConfigSchema = Type.Object(
     gateway: Type.Object(
       {
         routes: Type.Array(RouteSchema, { default: [] }),
-        loginPath: Type.String({ default: '/signin' }),
+        /** Where unauthenticated: "redirect" routes send a browser: a path here, ASCII (it goes into Location). */
+        loginPath: Type.String({ pattern: '^/[\\x21-\\x7e]*$', default: '/signin' }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -254,8 +261,9 @@ export function loadConfig(
     }
     try {
       raw = JSON.parse(text) as Record<string, unknown>;
-    } catch (err) {
-      throw new ConfigError(`config file ${file} is not valid JSON: ${(err as Error).message}`);
+    } catch {
+      // JSON.parse's message quotes the text around the error, and a config file holds secrets
+      throw new ConfigError(`config file ${file} is not valid JSON: ${jsonErrorAt(text)}`);
     }
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
       throw new ConfigError(`config file ${file} must hold a JSON object`);
@@ -287,6 +295,15 @@ export function parseConfig(input: unknown): Config {
     throw new ConfigError(`invalid config: ${key}: ${describe(first.schema, first.message)}`);
   }
   const cfg = withDefaults as Static<typeof ConfigSchema>;
+  const cookieName = cfg.sessions.cookieName;
+  if (!cookieName.startsWith(HOST_PREFIX) || cookieName.length === HOST_PREFIX.length) {
+    throw new ConfigError(
+      `invalid config: sessions.cookieName: must start with ${HOST_PREFIX} followed by a name (the browser then requires Secure, Path=/ and no Domain, so no sibling subdomain can set or shadow the session cookie)`,
+    );
+  }
+  if (cookieName === PRESESSION_COOKIE) {
+    throw new ConfigError(`invalid config: sessions.cookieName: ${PRESESSION_COOKIE} is the sign-in form's cookie`);
+  }
   if (cfg.sessions.absoluteLifetimeSeconds < cfg.sessions.idleTimeoutSeconds) {
     throw new ConfigError('invalid config: sessions.absoluteLifetimeSeconds: must be >= sessions.idleTimeoutSeconds');
   }
@@ -306,6 +323,7 @@ export function parseConfig(input: unknown): Config {
     if (seen.has(r.prefix)) throw new ConfigError(`invalid config: gateway.routes.${i}.prefix: duplicate prefix ${r.prefix}`);
     if (!URL.canParse(r.upstream)) throw new ConfigError(`invalid config: gateway.routes.${i}.upstream: not a URL`);
     if (r.prefix !== '/' && r.prefix.endsWith('/')) throw new ConfigError(`invalid config: gateway.routes.${i}.prefix: must not end with /`);
+    if (r.prefix.includes('//')) throw new ConfigError(`invalid config: gateway.routes.${i}.prefix: must not contain //`);
     seen.add(r.prefix);
   }
   if (Array.isArray(cfg.trustProxy)) {
@@ -317,6 +335,10 @@ export function parseConfig(input: unknown): Config {
   }
   if (cfg.rateLimit.accountBackoffMaxSeconds < cfg.rateLimit.accountBackoffSeconds) {
     throw new ConfigError('invalid config: rateLimit.accountBackoffMaxSeconds: must be >= rateLimit.accountBackoffSeconds');
+  }
+  const login = cfg.gateway.loginPath;
+  if (login.startsWith('//') || login.includes('\\')) {
+    throw new ConfigError('invalid config: gateway.loginPath: must be a path on this server (no // or \\)');
   }
   const issuer = cfg.issuer ?? `http://localhost:${cfg.port}`;
   return { ...cfg, issuer } as Config;
@@ -352,6 +374,28 @@ function isProxyAddress(entry: string): boolean {
   if (slash < 0) return true;
   const prefix = entry.slice(slash + 1);
   return /^[0-9]{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
+/**
+ * Where a text stops being JSON, and why in general words: line, column and
+ * a reason such as "ValueExpected", never the text itself.
+ */
+export function jsonErrorAt(text: string): string {
+  const errors: ParseError[] = [];
+  parseJsonc(text, errors, { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false });
+  const first = errors[0];
+  if (!first) return 'syntax error';
+  let line = 1;
+  let column = 1;
+  for (let i = 0; i < first.offset && i < text.length; i++) {
+    if (text.charCodeAt(i) === 10) {
+      line++;
+      column = 1;
+    } else {
+      column++;
+    }
+  }
+  return `${printParseErrorCode(first.error)} at line ${line}, column ${column}`;
 }
 
 function describe(schema: TSchema, message: string): string {

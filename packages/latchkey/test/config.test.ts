@@ -44,9 +44,74 @@ describe('config', () => {
     const dir = mkdtempSync(join(tmpdir(), 'latchkey-cfg-'));
     const file = join(dir, 'bad.json');
     writeFileSync(file, '{ "port": ');
-    assert.throws(() => loadConfig({ configFile: file }, {}), /not valid JSON/);
+    assert.throws(() => loadConfig({ configFile: file }, {}), /not valid JSON: ValueExpected at line 1, column 11$/);
     assert.throws(() => loadConfig({ configFile: join(dir, 'missing.json') }, {}), /cannot read config file/);
     writeFileSync(file, '[1]');
     assert.throws(() => loadConfig({ configFile: file }, {}), /JSON object/);
+  });
+
+  it('a file that is not JSON is reported by line and column only, never with its text (it holds secrets)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'latchkey-cfg-'));
+    const file = join(dir, 'secret.json');
+    const secret = 'Sup3rS3cretAdminKeyThatMustNeverBeEchoed';
+    for (const [text, where] of [
+      [`{\n  "port": 8080,\n  "adminKey": "${secret}",\n}`, /PropertyNameExpected at line 4, column 1$/],
+      [`{\n  "adminKey": "${secret}"\n  "port": 1\n}`, /CommaExpected at line 3, column 3$/],
+      [`{ "adminKey": ${secret} }`, /InvalidSymbol at line 1, column 15$/],
+      [`{ "adminKey": "${secret}`, /UnexpectedEndOfString at line 1, column 15$/],
+      [`{ "adminKey": "${secret}" } ${secret}`, /at line 1, column \d+$/],
+    ] as const) {
+      writeFileSync(file, text);
+      assert.throws(
+        () => loadConfig({ configFile: file }, {}),
+        (e: Error) => {
+          assert.ok(e instanceof ConfigError);
+          assert.match(e.message, where);
+          for (let i = 0; i + 6 <= secret.length; i++) assert.ok(!e.message.includes(secret.slice(i, i + 6)), e.message);
+          assert.ok(!e.message.includes('adminKey'), e.message);
+          return true;
+        },
+      );
+    }
+  });
+
+  it('validation errors name the key, never a secret value', () => {
+    const m = 'MARKER0123456789';
+    const cases: Record<string, unknown>[] = [
+      { adminKey: m },
+      { adminKey: [m] },
+      { clients: [{ id: 'svc', secret: m }] },
+      { clients: [{ id: 'svc', secret: { v: m } }] },
+      { keys: { encryptionKey: m } },
+      { keys: { encryptionKey: `${m}${m}${m}===` } },
+      { gateway: { routes: [{ prefix: '/a', upstream: `http://user:${m}@`, audience: 'a' }] } },
+      { sessions: { cookieName: m } },
+    ];
+    for (const c of cases) {
+      assert.throws(
+        () => parseConfig(c),
+        (e: Error) => e instanceof ConfigError && e.message.startsWith('invalid config: ') && !e.message.includes(m),
+        JSON.stringify(c),
+      );
+    }
+    // and through the environment
+    assert.throws(() => loadConfig({}, { LATCHKEY_ADMIN_KEY: m }), (e: Error) => /^invalid config: adminKey: /.test(e.message) && !e.message.includes(m));
+  });
+
+  it('the session cookie name must carry the __Host- prefix, and not be the sign-in form\'s cookie', () => {
+    for (const name of ['latchkey', '__Secure-latchkey', '__host-latchkey', '__Host-', 'x__Host-latchkey']) {
+      assert.throws(() => parseConfig({ sessions: { cookieName: name } }), /^ConfigError: invalid config: sessions\.cookieName: must start with __Host- /, name);
+    }
+    assert.throws(() => parseConfig({ sessions: { cookieName: '__Host-latchkey-csrf' } }), /invalid config: sessions\.cookieName: __Host-latchkey-csrf is the sign-in form's cookie/);
+    assert.equal(parseConfig({ sessions: { cookieName: '__Host-myapp' } }).sessions.cookieName, '__Host-myapp');
+  });
+
+  it('gateway.loginPath must be an ASCII path here (it goes into Location), and a prefix has no //', () => {
+    for (const bad of ['https://evil.example/signin', '//evil.example', '/\\evil.example', '/中', '/sign in', 'signin']) {
+      assert.throws(() => parseConfig({ gateway: { loginPath: bad } }), /^ConfigError: invalid config: gateway\.loginPath: /, bad);
+    }
+    assert.equal(parseConfig({ gateway: { loginPath: '/login' } }).gateway.loginPath, '/login');
+    const route = { upstream: 'http://127.0.0.1:9', audience: 'a' };
+    assert.throws(() => parseConfig({ gateway: { routes: [{ ...route, prefix: '/a//b' }] } }), /invalid config: gateway\.routes\.0\.prefix: must not contain \/\//);
   });
 });

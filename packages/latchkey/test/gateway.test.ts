@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { createVerifier } from '@latchkey/verify';
 import { ADMIN_KEY, Client, freePort, json, startServer, type TestServer } from './helpers.js';
@@ -26,6 +27,8 @@ interface Echo {
   authorization: string;
   cookie: string | null;
   forwarded: { for: string | null; proto: string | null; host: string | null };
+  headers: Record<string, string>;
+  bodyBytes: number;
   body: string;
 }
 
@@ -186,5 +189,128 @@ describe('gateway', () => {
     const after = await json<Echo>(await c.get('/api/orders/x'));
     assert.notEqual(after.authorization, before.authorization, 'a role change mints a fresh token');
     assert.deepEqual(after.claims!.roles, ['admin']);
+  });
+});
+
+const cookieOf = (c: Client) => [...c.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+
+/** A request exactly as written: no URL normalisation, any header. */
+function raw(method: string, path: string, headers: Record<string, string>, body?: Buffer) {
+  return new Promise<{ status: number; headers: Record<string, string | undefined>; body: string }>((resolve, reject) => {
+    // host/port/path options: a URL string would be parsed, and %2e%2e resolved, before sending
+    const req = httpRequest({ host: '127.0.0.1', port: srv.config.port, path, method, headers });
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (d: Buffer) => chunks.push(d));
+      res.on('end', () =>
+        resolve({ status: res.statusCode!, headers: res.headers as Record<string, string | undefined>, body: Buffer.concat(chunks).toString('utf8') }),
+      );
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('gateway: what is forwarded', () => {
+  it('Expect: 100-continue (curl, bodies over 1 MB) is answered here, stripped, and the body still streams through', async () => {
+    const { c } = await browser();
+    const size = 2 * 1024 * 1024;
+    const cookie = [...c.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+    const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpRequest(`${srv.url}/api/orders/upload`, {
+        method: 'PUT',
+        headers: { cookie, expect: '100-continue', 'content-type': 'application/octet-stream', 'content-length': String(size) },
+      });
+      req.on('continue', () => req.end(Buffer.alloc(size, 0x61)));
+      req.on('response', (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (d: Buffer) => chunks.push(d));
+        res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks).toString('utf8') }));
+      });
+      req.on('error', reject);
+    });
+    assert.equal(status, 200, body.slice(0, 200));
+    const echo = JSON.parse(body) as Echo;
+    assert.equal(echo.method, 'PUT');
+    assert.equal(echo.bodyBytes, size);
+    assert.equal(echo.headers.expect, undefined);
+  });
+
+  it('client-supplied forwarding and routing headers never reach the upstream; only the ones latchkey sets do', async () => {
+    const { c } = await browser();
+    const spoofed: Record<string, string> = {
+      forwarded: 'for=6.6.6.6;host=evil.example;proto=https',
+      'x-real-ip': '6.6.6.6',
+      'x-original-url': '/admin',
+      'x-rewrite-url': '/admin',
+      'x-forwarded-prefix': '/evil',
+      'x-forwarded-port': '6666',
+      'x-forwarded-host': 'evil.example',
+      'x-forwarded-for': '6.6.6.6',
+      'x-forwarded-proto': 'https',
+      'x-client-ip': '6.6.6.6',
+      'true-client-ip': '6.6.6.6',
+      'x-http-method-override': 'DELETE',
+      via: '1.1 evil',
+    };
+    const res = await c.get('/api/orders/x', spoofed);
+    assert.equal(res.status, 200);
+    const echo = await json<Echo>(res);
+    for (const name of Object.keys(spoofed)) {
+      if (name === 'x-forwarded-host' || name === 'x-forwarded-for' || name === 'x-forwarded-proto') continue;
+      assert.equal(echo.headers[name], undefined, name);
+    }
+    assert.equal(echo.headers['x-forwarded-for'], '127.0.0.1');
+    assert.equal(echo.headers['x-forwarded-proto'], 'http');
+    assert.equal(echo.headers['x-forwarded-host'], new URL(srv.config.issuer).host);
+  });
+
+  it('a query is passed on as sent, "../" and undecodable escapes included; only the path is checked', async () => {
+    const { c } = await browser();
+    for (const query of ['?path=../../etc/passwd', '?q=%ff', '?q=%E4%B8%AD&r=a%2F..%2Fb', '?a=%', '?x=..%5C..']) {
+      const res = await raw('GET', `/api/orders/files${query}`, { cookie: cookieOf(c) });
+      assert.equal(res.status, 200, `${query} ${res.body}`);
+      assert.equal((JSON.parse(res.body) as Echo).url, `/files${query}`);
+    }
+  });
+
+  it('refuses a path that leaves the route once decoded, or spells the prefix with escapes, with 400 invalid_path', async () => {
+    const { c } = await browser();
+    for (const path of ['/api/orders/%2e%2e/admin', '/api/orders/a%2F..%2F..%2Fadmin', '/api/orders/a%5c..%5cadmin', '/api/orders/..%5cadmin', '/api/orde%72s/x']) {
+      // node:http sends the path as written (fetch would resolve %2e%2e itself)
+      const res = await raw('GET', path, { cookie: cookieOf(c) });
+      assert.equal(res.status, 400, `${path} ${res.body}`);
+      assert.match(res.headers['content-type'] ?? '', /^application\/problem\+json/);
+      assert.equal(JSON.parse(res.body).code, 'invalid_path', path);
+    }
+  });
+});
+
+describe('gateway: prefixes over built-in routes', () => {
+  it('refuses to start with invalid config: gateway.routes.N.prefix naming the route it overlaps', async () => {
+    for (const [prefix, route] of [
+      ['/v1/session', 'GET /v1/session'],
+      ['/oauth', '/oauth/'],
+      ['/account', '/account'],
+      ['/v1/sessions/abc', '/v1/sessions/:handle'],
+      ['/.well-known', '/.well-known/'],
+      ['/healthz', 'GET /healthz'],
+    ] as const) {
+      const routes = [
+        { prefix: '/api/ok', upstream: 'http://127.0.0.1:9', audience: 'ok' },
+        { prefix, upstream: 'http://127.0.0.1:9', audience: 'x' },
+      ];
+      await assert.rejects(startServer({ gateway: { routes } }), (err: Error) => {
+        assert.equal(err.name, 'ConfigError');
+        assert.ok(err.message.startsWith(`invalid config: gateway.routes.1.prefix: ${prefix} overlaps the built-in route `), err.message);
+        assert.ok(err.message.includes(route), err.message);
+        return true;
+      });
+    }
+  });
+
+  it('starts with prefixes that overlap nothing, and with the catch-all "/"', async () => {
+    const s = await startServer({ gateway: { routes: [{ prefix: '/', upstream: 'http://127.0.0.1:9', audience: 'x' }, { prefix: '/v2', upstream: 'http://127.0.0.1:9', audience: 'y' }] } });
+    await s.close();
   });
 });

@@ -281,7 +281,7 @@ describe('bad input', () => {
       [[1, 2, 3], {}, 400],
       ['', {}, 400],
       [{ email: 'x@example.com', password: 'p'.repeat(20000) }, {}, 413],
-      ['email=x', { 'content-type': 'text/plain' }, 400],
+      ['email=x', { 'content-type': 'text/plain' }, 415],
       ['<xml/>', { 'content-type': 'application/xml' }, 415],
     ];
     for (const [body, headers, status] of cases) {

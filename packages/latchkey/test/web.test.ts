@@ -11,6 +11,7 @@ import { accountPage } from '../src/web/pages/account.js';
 import { CONTENT_SECURITY_POLICY, safeNext } from '../src/web/routes.js';
 import { PRESESSION_COOKIE } from '../src/web/form-tokens.js';
 import { stylesheet } from '../src/web/assets.js';
+import type { SqliteStore } from '../src/store/sqlite/index.js';
 import { startServer, type TestServer } from './helpers.js';
 
 const PASSWORD = 'correct horse battery staple';
@@ -335,5 +336,50 @@ describe('CSRF on the pages (negative first)', () => {
     assert.equal(res.statusCode, 303);
     assert.equal(res.headers.location, '/account?notice=gone');
     assert.equal((await srv.lk.context.sessions.list(b.userId)).length, 1);
+  });
+});
+
+describe('client input that once made a 500', () => {
+  const sessionRows = () => ((srv.lk.store as SqliteStore).db.prepare('SELECT count(*) AS n FROM sessions').get() as { n: number }).n;
+
+  it('a form token with a multibyte character (43 UTF-16 units, more bytes) is refused with 403 and ends nothing', async () => {
+    const a = await signedIn();
+    await app.inject({ method: 'POST', url: '/v1/login', payload: { email: a.email, password: PASSWORD } });
+    const before = sessionRows();
+    for (const token of ['é' + 'x'.repeat(42), '中'.repeat(43), '\u{1F600}'.repeat(21) + 'x']) {
+      const res = await fetch(`${srv.url}/account/sessions/signout-others`, {
+        method: 'POST',
+        headers: { ...FORM, cookie: cookieHeader(a.jar) },
+        body: form({ _csrf: token }),
+        redirect: 'manual',
+      });
+      assert.equal(res.status, 403, token);
+      assert.match(await res.text(), /This request was refused/);
+    }
+    assert.equal(sessionRows(), before);
+    assert.equal((await srv.lk.context.sessions.list(a.userId)).length, 2);
+  });
+
+  it('a non-ASCII next is percent-encoded in Location, after sign-in and for a signed-in visitor', async () => {
+    const a = await signedIn();
+    const { jar, csrf } = await presession();
+    const before = sessionRows();
+    const res = await fetch(`${srv.url}/signin`, {
+      method: 'POST',
+      headers: { ...FORM, cookie: cookieHeader(jar) },
+      body: form({ _csrf: csrf, email: a.email, password: PASSWORD, next: '/中/é?q=ü#ß' }),
+      redirect: 'manual',
+    });
+    assert.equal(res.status, 303);
+    assert.equal(res.headers.get('location'), '/%E4%B8%AD/%C3%A9?q=%C3%BC#%C3%9F');
+    assert.equal(sessionRows(), before + 1);
+    const again = await fetch(`${srv.url}/signin?next=/%E4%B8%AD`, { headers: { cookie: cookieHeader(a.jar) }, redirect: 'manual' });
+    assert.equal(again.status, 303);
+    assert.equal(again.headers.get('location'), '/%E4%B8%AD');
+  });
+
+  it('safeNext refuses C1 controls and unpaired surrogates rather than encode them', () => {
+    for (const bad of ['/a\u0085b', '/a\u009bb', '/a\ud800b', '/a\udc00']) assert.equal(safeNext(bad), undefined, JSON.stringify(bad));
+    assert.equal(safeNext('/\u{1F600}'), '/%F0%9F%98%80');
   });
 });

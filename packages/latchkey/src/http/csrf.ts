@@ -54,9 +54,12 @@ export class CsrfGuard {
   }
 
   verifyToken(sessionIdHash: Buffer, token: unknown): boolean {
-    if (typeof token !== 'string' || token.length !== 43) return false;
+    if (typeof token !== 'string') return false;
     const expected = Buffer.from(this.tokenFor(sessionIdHash));
-    return timingSafeEqual(expected, Buffer.from(token));
+    // compare byte lengths, not string lengths: 43 UTF-16 units of a multibyte
+    // character are more than 43 bytes, and timingSafeEqual throws on unequal lengths
+    const given = Buffer.from(token, 'utf8');
+    return given.length === expected.length && timingSafeEqual(expected, given);
   }
 }
 

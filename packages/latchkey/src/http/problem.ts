@@ -33,10 +33,13 @@ const TITLES: Record<number, string> = {
   403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
+  408: 'Request Timeout',
   409: 'Conflict',
   413: 'Content Too Large',
+  414: 'URI Too Long',
   415: 'Unsupported Media Type',
   429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   502: 'Bad Gateway',
   503: 'Service Unavailable',
@@ -91,6 +94,21 @@ export function toProblem(err: unknown): Problem {
   const status = typeof e.statusCode === 'number' ? e.statusCode : 500;
   if (status >= 400 && status < 500) return problem(status, 'bad_request', 'the request could not be processed');
   return problem(500, 'internal_error', 'something went wrong on our side');
+}
+
+/** The OAuth endpoints (RFC 6749 error JSON rather than problem+json). */
+export const isOauthPath = (url: string | undefined): boolean => url !== undefined && url.startsWith('/oauth/');
+
+/** An RFC 6749 `error` for a status the OAuth endpoints answer outside their own handlers. */
+export const oauthError = (status: number): string => (status >= 500 ? 'server_error' : 'invalid_request');
+
+/** RFC 6749 §5.2 error JSON, never cached. */
+export function sendOauthError(reply: FastifyReply, status: number, error: string, description: string): FastifyReply {
+  return reply
+    .code(status)
+    .headers({ 'cache-control': 'no-store', pragma: 'no-cache' })
+    .type('application/json')
+    .send({ error, error_description: description });
 }
 
 export function errorHandler(this: unknown, err: unknown, request: FastifyRequest, reply: FastifyReply) {

@@ -76,15 +76,29 @@ const str = (body: unknown, name: string): string | undefined => {
 /**
  * A `next` target a sign-in may return to: a path on this origin only.
  * `//evil.example` and `/\evil.example` are other hosts to a browser.
+ * The result goes into a Location header, which must be ASCII: other
+ * characters come back percent-encoded (UTF-8), and what cannot be encoded
+ * (controls, unpaired surrogates) refuses the whole value, so a redirect
+ * can never fail after the sign-in it follows has been written.
  */
 export function safeNext(value: unknown): string | undefined {
   if (typeof value !== 'string' || value.length > 2048 || !value.startsWith('/')) return undefined;
   if (value.startsWith('//') || value.includes('\\')) return undefined;
+  let out = '';
   for (let i = 0; i < value.length; i++) {
     const c = value.charCodeAt(i);
-    if (c < 0x21 || c === 0x7f) return undefined;
+    if (c < 0x21 || (c >= 0x7f && c <= 0x9f)) return undefined;
+    if (c < 0x80) {
+      out += value[i];
+      continue;
+    }
+    const cp = value.codePointAt(i)!;
+    if (cp >= 0xd800 && cp <= 0xdfff) return undefined;
+    const ch = String.fromCodePoint(cp);
+    out += encodeURIComponent(ch);
+    i += ch.length - 1;
   }
-  return value;
+  return out;
 }
 
 function retryText(seconds: number | undefined): string {

@@ -9,17 +9,108 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import replyFrom from '@fastify/reply-from';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { RouteConfig } from '../../config.js';
+import { ConfigError, type RouteConfig } from '../../config.js';
 import { LatchkeyError } from '../../errors.js';
 import type { GatewayTokens } from '../../gateway/tokens.js';
 import { sessionHooks } from '../auth.js';
 import type { Context } from '../context.js';
 import { problem, sendProblem } from '../problem.js';
+import { overlapsPrefix } from '../route-table.js';
 
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer'];
 
+/**
+ * Request headers never passed on as the client sent them. Credentials are
+ * replaced by the route's token. `Expect` is answered here (node sends
+ * 100 Continue itself) and undici refuses to forward it. Forwarding and
+ * routing headers would let a client speak for a proxy: choose its own
+ * address, host or scheme, or make an upstream route, rewrite or re-method
+ * the request differently from what latchkey authorised. Only the
+ * X-Forwarded-For/-Proto/-Host that latchkey sets reach the upstream.
+ */
+const STRIPPED = new Set([
+  'cookie',
+  'authorization',
+  'proxy-authorization',
+  'expect',
+  'forwarded',
+  'via',
+  'x-real-ip',
+  'x-client-ip',
+  'true-client-ip',
+  'cf-connecting-ip',
+  'fastly-client-ip',
+  'x-cluster-client-ip',
+  'x-original-url',
+  'x-original-uri',
+  'x-original-host',
+  'x-original-method',
+  'x-rewrite-url',
+  'x-host',
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
+]);
+const strippedHeader = (name: string) => STRIPPED.has(name) || name.startsWith('x-forwarded-');
+
+/**
+ * The part of a raw request path after `prefix`, or undefined when the path
+ * does not spell the prefix literally (the router matched it after decoding,
+ * so slicing by length would cut in the wrong place).
+ */
+function pathAfter(prefix: string, path: string): string | undefined {
+  if (prefix === '/') return path;
+  if (!path.startsWith(prefix)) return undefined;
+  const rest = path.slice(prefix.length);
+  return rest === '' || rest.startsWith('/') ? rest : undefined;
+}
+
+/**
+ * Node hands over the request line's bytes as Latin-1 characters; the URL
+ * parser would re-encode each as UTF-8 and change the path. Percent-encode
+ * those bytes instead so the upstream receives the same ones.
+ */
+function encodeRawBytes(path: string): string {
+  let out = '';
+  for (let i = 0; i < path.length; i++) {
+    const c = path.charCodeAt(i);
+    out += c < 0x80 ? path[i] : `%${c.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/** A `..` segment once decoded, with either slash: the upstream would resolve it above the route's base path. */
+function traverses(path: string): boolean {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(path);
+  } catch {
+    return true;
+  }
+  let start = 0;
+  for (let i = 0; i <= decoded.length; i++) {
+    if (i === decoded.length || decoded[i] === '/' || decoded[i] === '\\') {
+      if (decoded.slice(start, i) === '..') return true;
+      start = i + 1;
+    }
+  }
+  return false;
+}
+
 export function gatewayRoutes(gateway: GatewayTokens) {
   return async function register(app: FastifyInstance, ctx: Context) {
+    // registered after every built-in route (app.ts), so the table holds them all; a prefix
+    // over one of them would shadow it or fail inside Fastify with a message naming no key
+    const builtIn = [...app.routeTable];
+    for (const [i, route] of ctx.config.gateway.routes.entries()) {
+      // "/" is the catch-all behind every built-in route (their static paths win), so it is allowed
+      const clash = route.prefix === '/' ? undefined : builtIn.find((r) => overlapsPrefix(route.prefix, r.url));
+      if (clash) {
+        throw new ConfigError(
+          `invalid config: gateway.routes.${i}.prefix: ${route.prefix} overlaps the built-in route ${clash.method} ${clash.url}`,
+        );
+      }
+    }
     for (const route of ctx.config.gateway.routes) {
       await app.register(async (scope) => routeScope(scope, ctx, gateway, route));
     }
@@ -57,11 +148,19 @@ async function routeScope(app: FastifyInstance, ctx: Context, gateway: GatewayTo
     if (missing.length) throw new LatchkeyError('forbidden', `this route needs the role ${missing.join(', ')}`);
   }
 
+  const publicHost = new URL(ctx.config.issuer).host;
+
   const handler = async (request: FastifyRequest, reply: FastifyReply) => {
     const auth = request.auth!;
-    const token = await gateway.tokenFor(auth.user, auth.handle, route);
     const rawUrl = request.raw.url ?? '/';
-    const rest = rawUrl.slice(route.prefix.length);
+    const q = rawUrl.indexOf('?');
+    // only the path is checked and rewritten; the query goes through as sent (reply-from appends it)
+    const after = pathAfter(route.prefix, q < 0 ? rawUrl : rawUrl.slice(0, q));
+    const rest = after === undefined ? undefined : encodeRawBytes(after);
+    if (rest === undefined || traverses(rest)) {
+      return sendProblem(reply, problem(400, 'invalid_path', 'the path is malformed or leaves the route'));
+    }
+    const token = await gateway.tokenFor(auth.user, auth.handle, route);
     const source = basePath + (rest.startsWith('/') ? rest : `/${rest}`);
     // undici's own timeouts tick coarsely (a 500 ms one fires after about a second): this one is on time
     const timer = setTimeout(() => {
@@ -72,16 +171,16 @@ async function routeScope(app: FastifyInstance, ctx: Context, gateway: GatewayTo
       retriesCount: 0,
       timeout: route.timeoutMs,
       rewriteRequestHeaders: (req, headers) => {
-        const out: IncomingHttpHeaders = { ...headers };
-        delete out.cookie;
-        delete out.authorization;
-        delete out['proxy-authorization'];
-        for (const h of HOP_BY_HOP) delete out[h];
+        const out: IncomingHttpHeaders = {};
+        for (const [name, value] of Object.entries(headers)) {
+          if (!strippedHeader(name) && !HOP_BY_HOP.includes(name)) out[name] = value;
+        }
         out.authorization = `Bearer ${token}`;
-        const prior = ctx.config.trustProxy ? req.headers['x-forwarded-for'] : undefined;
-        out['x-forwarded-for'] = prior ? `${String(prior)}, ${req.ip}` : req.ip;
+        // the addresses latchkey vouches for: the peer, and the proxies trustProxy trusts in front of it
+        const ips = (req as FastifyRequest & { ips?: string[] }).ips;
+        out['x-forwarded-for'] = ips ? [...ips].reverse().join(', ') : req.ip;
         out['x-forwarded-proto'] = proto;
-        out['x-forwarded-host'] = req.headers.host ?? upstream.host;
+        out['x-forwarded-host'] = publicHost;
         out.host = upstream.host;
         return out;
       },

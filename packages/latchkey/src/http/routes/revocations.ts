@@ -22,6 +22,11 @@ export function revocationRoutes(feed: RevocationFeed) {
       authorize(request, reply, ctx);
       const after = position(request);
       const challenge = nonce(request);
+      // HEAD gets the stream's headers and nothing else: node drops writes to a HEAD response,
+      // so a subscription would hold a subscriber slot and the connection open forever
+      if (request.method === 'HEAD') {
+        return reply.code(200).headers({ 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store' }).send();
+      }
       if (feed.subscribers >= ctx.config.revocation.maxSubscribers) {
         reply.header('retry-after', '5');
         return sendProblem(reply, problem(503, 'feed_full', 'too many subscribers; retry later'));
