@@ -30,6 +30,18 @@ export interface TestServer {
 
 /** Start latchkey on 127.0.0.1 with a fresh data dir; `overrides` is merged into the config. */
 export async function startServer(overrides: Record<string, unknown> = {}, opts: CreateOptions = {}): Promise<TestServer> {
+  // the issuer URL names the port, so it is chosen before listening; another test file running
+  // in parallel can take it in between, and then we start again on another
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startServerOnce(overrides, opts);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt === 5) throw err;
+    }
+  }
+}
+
+async function startServerOnce(overrides: Record<string, unknown>, opts: CreateOptions): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'latchkey-test-'));
   const port = await freePort();
   const { passwords, rateLimit, ...rest } = overrides as { passwords?: Record<string, unknown>; rateLimit?: Record<string, unknown> };
@@ -45,7 +57,13 @@ export async function startServer(overrides: Record<string, unknown> = {}, opts:
     ...rest,
   });
   const lk = await createLatchkey(config, { logger: false, ...opts });
-  await lk.http.listen({ port: config.port, host: '127.0.0.1' });
+  try {
+    await lk.http.listen({ port: config.port, host: '127.0.0.1' });
+  } catch (err) {
+    await lk.close();
+    rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
   return {
     lk,
     config,

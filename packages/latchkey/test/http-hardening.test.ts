@@ -289,7 +289,7 @@ describe('cookies latchkey sets', () => {
     await c.post('/v1/logout');
     seen.push(...c.lastSetCookie);
     const names = new Set(seen.map((sc) => sc.slice(0, sc.indexOf('='))));
-    assert.deepEqual([...names].sort(), ['__Host-latchkey', '__Host-latchkey-csrf', '__Secure-latchkey-refresh']);
+    assert.deepEqual([...names].sort(), ['__Host-latchkey', '__Host-latchkey-csrf', '__Host-latchkey-device', '__Secure-latchkey-refresh']);
     for (const sc of seen) {
       const attrs = sc.split(';').slice(1).map((a) => a.trim().toLowerCase());
       assert.ok(attrs.includes('secure'), sc);
