@@ -66,8 +66,12 @@ async function code(v: Verifier, token: string): Promise<string> {
   }
 }
 
-/** Wait until `v` refuses `token` as revoked; fails after a second. Returns the delay in ms. */
-async function refusedWithin(v: Verifier, token: string, ms = 1000): Promise<number> {
+/**
+ * Wait until `v` refuses `token` as revoked (it must never refuse it for another reason meanwhile).
+ * The deadline is generous: how fast the feed propagates is measured by bench/revocation.ts, not
+ * asserted here, where it would depend on the machine's load.
+ */
+async function refusedWithin(v: Verifier, token: string, ms = 10_000): Promise<number> {
   const start = Date.now();
   for (;;) {
     const c = await code(v, token);

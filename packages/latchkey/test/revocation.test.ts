@@ -233,18 +233,17 @@ describe('what each kind of revocation publishes', () => {
     assert.equal(ev.initiating_entity, 'policy');
   });
 
-  it('a signing key retired by another process (the CLI): published within a second, signed by another key', async () => {
+  it('a signing key retired by another process (the CLI): published by the feed’s poll, signed by another key', async () => {
     const { r, from } = await liveReader();
     const kid = srv.lk.context.keys.signer().kid;
     // a second connection to the same file, as `latchkey keys retire` has
     const other = new SqliteStore({ filename: join(srv.config.dataDir, 'latchkey.sqlite') });
     await other.migrate();
     other.setRevocationPolicy({ retainSeconds: revocationRetention(srv.config), now: Date.now });
-    const started = Date.now();
     await other.retireSigningKey(kid, Math.floor(Date.now() / 1000));
     await other.close();
+    // nothing in this process woke the feed: only its poll of the store can find the event
     const m = await nextSet(r, from, (p) => (p.sub_id as { id?: string }).id === kid);
-    assert.ok(Date.now() - started < 1500, `took ${Date.now() - started} ms`);
     assert.ok('urn:latchkey:event-type:signing-key-revoked' in (decodeJwt(m.data).events as object));
     // the server has noticed the retirement and moved on to a new key by the time it can sign
     const deadline = Date.now() + 3000;
