@@ -313,8 +313,14 @@ export function parseConfig(input: unknown): Config {
   if (cfg.refresh.absoluteLifetimeSeconds < cfg.refresh.idleTimeoutSeconds) {
     throw new ConfigError('invalid config: refresh.absoluteLifetimeSeconds: must be >= refresh.idleTimeoutSeconds');
   }
+  if (cfg.adminKey !== undefined) {
+    const why = weakSecret(cfg.adminKey, true);
+    if (why) throw new ConfigError(`invalid config: adminKey: ${why}`);
+  }
   const clientIds = new Set<string>([cfg.tokens.clientId]);
   for (const [i, c] of cfg.clients.entries()) {
+    const why = weakSecret(c.secret, false);
+    if (why) throw new ConfigError(`invalid config: clients.${i}.secret: ${why}`);
     if (clientIds.has(c.id)) throw new ConfigError(`invalid config: clients.${i}.id: duplicate client id ${c.id} (tokens.clientId is taken by the first-party client)`);
     clientIds.add(c.id);
   }
@@ -342,6 +348,39 @@ export function parseConfig(input: unknown): Config {
   }
   const issuer = cfg.issuer ?? `http://localhost:${cfg.port}`;
   return { ...cfg, issuer } as Config;
+}
+
+/** Fewer different characters than this in a secret is a pattern, not randomness (see weakSecret). */
+export const SECRET_MIN_DISTINCT = 8;
+
+/**
+ * Why a configured secret (admin key, client secret) is unfit, or undefined. Never quotes it.
+ *
+ * - No whitespace, control, format or separator characters (`\s`, `\p{C}`, `\p{Z}`): 32 spaces
+ *   or newlines pass a length check but are no secret, and invisible characters usually mean a
+ *   copy-paste accident (a trailing newline from a file, a zero-width space from a web page).
+ * - The admin key is sent in an `Authorization` header, which carries ASCII: anything else could
+ *   never match, so it must be visible ASCII.
+ * - At least SECRET_MIN_DISTINCT different characters. A length check passes `aaaa...` or
+ *   `abababab...`; counting distinct characters refuses such patterns and nothing a generator
+ *   produces: 32 hex digits from a CSPRNG (`openssl rand -hex 16`) have fewer than 8 different
+ *   characters with probability 3.5e-8, base64 (`openssl rand -base64 32`) about 1e-22. It is a
+ *   floor against obvious mistakes, not an entropy estimate: `abcdefghijklmnopqrstuvwxyz012345`
+ *   passes, so generate secrets, never type them.
+ *
+ * Each test looks at one code point at a time: no regex runs over the whole value.
+ */
+export function weakSecret(value: string, asciiOnly: boolean): string | undefined {
+  const distinct = new Set<string>();
+  for (const ch of value) {
+    if (/[\s\p{C}\p{Z}]/u.test(ch)) return 'must not contain whitespace, control or invisible characters';
+    if (asciiOnly && (ch < '!' || ch > '~')) return 'must be visible ASCII characters only (it is sent in an Authorization header)';
+    distinct.add(ch);
+  }
+  if (distinct.size < SECRET_MIN_DISTINCT) {
+    return `too predictable: fewer than ${SECRET_MIN_DISTINCT} different characters (generate one, e.g. openssl rand -base64 32)`;
+  }
+  return undefined;
 }
 
 /**

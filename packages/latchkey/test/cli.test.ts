@@ -108,3 +108,4 @@ describe('latchkey serve', () => {
     assert.equal(await u.exited, 2);
   });
 });
+

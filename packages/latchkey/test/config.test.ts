@@ -75,6 +75,49 @@ describe('config', () => {
     }
   });
 
+  it('refuses secrets of whitespace, invisible characters or a pattern, naming the key and never the value', () => {
+    const good = 'k3J9-vQ2_xW8pL5mN7bR4tY6uI1oA0sDf';
+    const weak: [string, RegExp][] = [
+      [' '.repeat(32), /whitespace, control or invisible/],
+      ['\n'.repeat(32), /whitespace, control or invisible/],
+      [`${good}\n`, /whitespace, control or invisible/],
+      [`${good.slice(0, 16)} ${good.slice(16)}`, /whitespace, control or invisible/],
+      [`${good}\u200b`, /whitespace, control or invisible/],
+      [`${good}\u00a0`, /whitespace, control or invisible/],
+      [`${good}\u0000`, /whitespace, control or invisible/],
+      [`${good}\ud800`, /whitespace, control or invisible/],
+      ['a'.repeat(40), /too predictable/],
+      ['ab'.repeat(20), /too predictable/],
+      ['0123456'.repeat(5), /too predictable/],
+    ];
+    for (const [secret, why] of weak) {
+      const checks: [Record<string, unknown>, string][] = [
+        [{ adminKey: secret }, 'adminKey'],
+        [{ clients: [{ id: 'svc', secret }] }, 'clients.0.secret'],
+      ];
+      for (const [cfg, key] of checks) {
+        assert.throws(
+          () => parseConfig(cfg),
+          (e: Error) =>
+            e instanceof ConfigError &&
+            e.message.startsWith(`invalid config: ${key}: `) &&
+            why.test(e.message) &&
+            !e.message.includes(secret.trim() || secret),
+          `${key} ${JSON.stringify(secret)}`,
+        );
+      }
+    }
+    // the admin key travels in a header: visible ASCII only; a client secret (HTTP Basic, base64) may be any text
+    assert.throws(() => parseConfig({ adminKey: `${good}é` }), /invalid config: adminKey: must be visible ASCII/);
+    assert.equal(parseConfig({ clients: [{ id: 'svc', secret: `${good}é` }] }).clients[0]!.secret, `${good}é`);
+    // through the environment too
+    assert.throws(() => loadConfig({}, { LATCHKEY_ADMIN_KEY: ' '.repeat(40) }), /invalid config: adminKey: must not contain whitespace/);
+    // generated secrets pass: base64, base64url, hex
+    for (const k of [good, 'q1w2e3r4t5y6u7i8o9p0asdfghjklzxc', '3f9a0c1e7b2d4f6a8c0e1b3d5f7a9c2e', 'Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2Q=']) {
+      assert.equal(parseConfig({ adminKey: k, clients: [{ id: 'svc', secret: k }] }).adminKey, k);
+    }
+  });
+
   it('validation errors name the key, never a secret value', () => {
     const m = 'MARKER0123456789';
     const cases: Record<string, unknown>[] = [

@@ -72,7 +72,7 @@ export class FeedReader {
   }
 
   /** The first message from index `from` on matching `pred` (waits up to `ms`). */
-  async next(pred: (m: SseMessage) => boolean, from = 0, ms = 3000): Promise<SseMessage> {
+  async next(pred: (m: SseMessage) => boolean, from = 0, ms = 10_000): Promise<SseMessage> {
     const deadline = Date.now() + ms;
     for (;;) {
       const found = this.messages.slice(from).find(pred);

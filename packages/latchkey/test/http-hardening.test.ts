@@ -211,10 +211,52 @@ describe('JSON routes take JSON only', () => {
     assert.equal(sessionRows(), before);
     assert.equal((await c.get('/v1/session')).status, 200);
     assert.equal((await other.get('/v1/session')).status, 200);
+    // invalid JSON is still refused, and ends nothing
+    for (const path of ['/v1/sessions/revoke-others', '/v1/logout']) {
+      const res = await c.post(path, '{', { 'content-type': 'application/json' });
+      assert.equal(res.status, 400, path);
+      assert.equal((await json(res)).code, 'invalid_json');
+    }
+    assert.equal(sessionRows(), before);
     // no content type and no body (fetch, curl -X POST): still fine
     assert.equal((await c.post('/v1/sessions/revoke-others')).status, 200);
     assert.equal((await other.get('/v1/session')).status, 401);
     assert.equal((await c.post('/v1/logout')).status, 204);
+  });
+});
+
+describe('bodyless JSON POSTs with application/json and no body (fetch and axios send the header anyway)', () => {
+  it('POST /v1/sessions/revoke-others and /v1/logout with content-type application/json and an empty body do their work', async () => {
+    const email = `empty-json.${process.pid}@example.com`;
+    const c = new Client(srv.url);
+    assert.equal((await c.signup(email)).status, 201);
+    const other = new Client(srv.url);
+    assert.equal((await other.login(email)).status, 200);
+    const third = new Client(srv.url);
+    assert.equal((await third.login(email)).status, 200);
+    const cookie = [...c.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+    // the header with Content-Length: 0, as fetch sends it
+    const [res] = await rawExchange(
+      `POST /v1/sessions/revoke-others HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: ${cookie}\r\nContent-Type: application/json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+    );
+    assert.equal(res!.status, 200, res!.body);
+    assert.deepEqual(JSON.parse(res!.body), { revoked: 2 });
+    assert.equal((await other.get('/v1/session')).status, 401);
+    assert.equal((await third.get('/v1/session')).status, 401);
+    const again = await c.post('/v1/sessions/revoke-others', '', { 'content-type': 'application/json; charset=utf-8' });
+    assert.equal(again.status, 200);
+    assert.deepEqual(await json(again), { revoked: 0 });
+    const out = await c.post('/v1/logout', '', { 'content-type': 'application/json' });
+    assert.equal(out.status, 204);
+    assert.equal((await c.get('/v1/session')).status, 401);
+    // logout without a session (already signed out) is fine too
+    assert.equal((await new Client(srv.url).post('/v1/logout', '', { 'content-type': 'application/json' })).status, 204);
+  });
+
+  it('a JSON route that needs a body still refuses an empty one with 400 invalid_json', async () => {
+    const res = await new Client(srv.url).post('/v1/login', '', { 'content-type': 'application/json' });
+    assert.equal(res.status, 400);
+    assert.equal((await json(res)).code, 'invalid_json');
   });
 });
 

@@ -20,13 +20,14 @@ import { form, INTROSPECTOR, loginTokens, signup, type TokenResponse } from './t
 const BIN = new URL('../bin/latchkey.js', import.meta.url).pathname;
 const run = promisify(execFile);
 
-async function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string }> {
+/** `out`: stdout and stderr (warnings such as the plaintext-secrets one go to stderr); `stdout` alone for --json. */
+async function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string; stdout: string }> {
   try {
     const { stdout, stderr } = await run(process.execPath, [BIN, 'keys', ...args], { env: { ...process.env, ...env } });
-    return { code: 0, out: stdout + stderr };
+    return { code: 0, out: stdout + stderr, stdout };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, out: e.stdout + e.stderr };
+    return { code: e.code, out: e.stdout + e.stderr, stdout: e.stdout };
   }
 }
 
@@ -180,7 +181,7 @@ describe('latchkey keys (CLI against a running server)', () => {
     const { code, out } = await cli(['list', ...dataDir()]);
     assert.equal(code, 0, out);
     assert.match(out, new RegExp(`^${kid}\\s+EdDSA\\s+active`, 'm'));
-    const listed = JSON.parse((await cli(['list', '--json', ...dataDir()])).out) as { kid: string; state: string }[];
+    const listed = JSON.parse((await cli(['list', '--json', ...dataDir()])).stdout) as { kid: string; state: string }[];
     assert.deepEqual(listed.map((k) => [k.kid, k.state]), [[kid, 'active']]);
   });
 

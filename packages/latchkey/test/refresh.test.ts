@@ -210,11 +210,12 @@ describe('family lifetimes', () => {
 
 describe('client binding', () => {
   it('a token of the first-party client is invalid_grant for another client', async () => {
-    const other = await startServer({ clients: [{ id: 'svc', secret: 's'.repeat(40) }] });
+    const SVC_SECRET = 'svc-secret-0123456789abcdef0123456789ab';
+    const other = await startServer({ clients: [{ id: 'svc', secret: SVC_SECRET }] });
     try {
       const { email } = await signup(other);
       const t = await loginTokens(other, email);
-      const basic = Buffer.from(`svc:${'s'.repeat(40)}`).toString('base64');
+      const basic = Buffer.from(`svc:${SVC_SECRET}`).toString('base64');
       const res = await form(other, '/oauth/token', { grant_type: 'refresh_token', refresh_token: t.refresh_token! }, { authorization: `Basic ${basic}` });
       assert.equal(res.status, 400);
       assert.equal((await json(res)).error, 'invalid_grant');

@@ -66,8 +66,12 @@ async function code(v: Verifier, token: string): Promise<string> {
   }
 }
 
-/** Wait until `v` refuses `token` as revoked; fails after a second. Returns the delay in ms. */
-async function refusedWithin(v: Verifier, token: string, ms = 1000): Promise<number> {
+/**
+ * Wait until `v` refuses `token` as revoked (it must never refuse it for another reason meanwhile).
+ * The deadline is generous: how fast the feed propagates is measured by bench/revocation.ts, not
+ * asserted here, where it would depend on the machine's load.
+ */
+async function refusedWithin(v: Verifier, token: string, ms = 10_000): Promise<number> {
   const start = Date.now();
   for (;;) {
     const c = await code(v, token);
@@ -358,5 +362,110 @@ describe('when the feed is out of reach', () => {
     const v = verifierFor(feed);
     const { email } = await signup(srv);
     assert.equal(await code(v, (await loginTokens(srv, email)).access_token), 'revocation_unavailable');
+  });
+});
+
+/**
+ * The race a user-wide cutoff alone leaves open: a gateway request (or a refresh grant, or another
+ * node) read a session just before "sign out everywhere", a password change or a disable ended it, and
+ * mints its token in a later second, so the token's iat is at or after the user's cutoff. The test
+ * plays that interleaving with the gateway's own code: the session is authenticated first, the change
+ * commits, the server's clock (injected) moves a second on, then GatewayTokens.tokenFor mints from the
+ * session read before. No timing is raced: the clock is the test's.
+ */
+describe('a token minted for a session after a user-wide change ended it', () => {
+  let s: TestServer;
+  let upstream2: Server;
+  let offset = 0;
+  let feed: RevocationFeed;
+  let v: Verifier;
+  before(async () => {
+    upstream2 = createHttpServer((req, res) => res.end((req.headers.authorization ?? '').slice(7)));
+    await new Promise<void>((r) => upstream2.listen(0, '127.0.0.1', r));
+    s = await startServer(
+      {
+        clients: FEED_CLIENTS,
+        revocation: { heartbeatSeconds: 1 },
+        gateway: {
+          routes: [{ prefix: '/api/orders', upstream: `http://127.0.0.1:${(upstream2.address() as { port: number }).port}`, audience: 'latchkey' }],
+        },
+      },
+      { now: () => Date.now() + offset },
+    );
+    feed = createRevocationFeed({ issuer: s.config.issuer, clientId: FEED_CLIENT.id, clientSecret: FEED_CLIENT.secret, maxLifetimeSeconds: 900 });
+    v = createVerifier({ issuer: s.config.issuer, audience: 'latchkey', jwksUri: `${s.url}/.well-known/jwks.json`, revocation: feed });
+    await feed.ready();
+  });
+  after(async () => {
+    feed.close();
+    await s.close();
+    await new Promise((r) => upstream2.close(r));
+  });
+
+  const route = () => s.config.gateway.routes[0]!;
+  const cookie = (c: Client) => c.cookies.get(s.config.sessions.cookieName)!;
+  /** Two browsers of one new user, each with a gateway token that passes. */
+  async function twoBrowsers() {
+    const email = newEmail();
+    const other = new Client(s.url);
+    assert.equal((await other.signup(email)).status, 201);
+    const mine = new Client(s.url);
+    assert.equal((await mine.login(email)).status, 200);
+    const userId = (await json<{ user: { id: string } }>(await mine.get('/v1/session'))).user.id;
+    const otherToken = await (await other.get('/api/orders/x')).text();
+    assert.equal(await code(v, otherToken), 'ok');
+    return { email, userId, other, mine, otherToken };
+  }
+  /** What a request in flight holds: the session as read before the change. */
+  async function readBefore(c: Client) {
+    const auth = await s.lk.context.sessions.authenticate(cookie(c), '127.0.0.1');
+    assert.ok(auth, 'the session is live when read');
+    return auth;
+  }
+  /** The server's clock moves a second on, then the in-flight request mints from what it read. */
+  async function mintLater(auth: NonNullable<Awaited<ReturnType<typeof readBefore>>>, userId: string) {
+    offset += 1000;
+    const token = await s.lk.gateway.tokenFor(auth.user, auth.handle, route());
+    const cutoff = (await s.lk.store.getUserById(userId))!.tokensNotBefore!;
+    assert.ok(decodeJwt(token).iat! >= cutoff, 'minted at or after the user cutoff: the cutoff alone lets it through');
+    return token;
+  }
+
+  it('sign out everywhere: refused by its sid; the session kept still gets tokens that pass', async () => {
+    const { userId, other, mine, otherToken } = await twoBrowsers();
+    const inFlight = await readBefore(other);
+    assert.equal((await json<{ revoked: number }>(await mine.post('/v1/sessions/revoke-others'))).revoked, 1);
+    await refusedWithin(v, otherToken);
+    const raced = await mintLater(inFlight, userId);
+    assert.equal(await code(v, raced), 'revoked');
+    const kept = await (await mine.get('/api/orders/x')).text();
+    assert.equal(decodeJwt(kept).sid, (await readBefore(mine)).handle);
+    assert.equal(await code(v, kept), 'ok');
+  });
+
+  it('a password change: refused by its sid; the renewed session gets tokens that pass', async () => {
+    const { userId, other, mine, otherToken } = await twoBrowsers();
+    const inFlight = await readBefore(other);
+    assert.equal((await mine.post('/v1/password', { currentPassword: PASSWORD, newPassword: 'a brand new secret' })).status, 200);
+    await refusedWithin(v, otherToken);
+    const raced = await mintLater(inFlight, userId);
+    assert.equal(await code(v, raced), 'revoked');
+    const renewed = await (await mine.get('/api/orders/x')).text();
+    assert.equal(await code(v, renewed), 'ok');
+  });
+
+  it('a user disabled: refused by its sid; enabled again, a new sign-in’s tokens pass', async () => {
+    const { email, userId, other, otherToken } = await twoBrowsers();
+    const inFlight = await readBefore(other);
+    const res = await fetch(`${s.url}/v1/admin/users/${userId}/disable`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+    assert.equal(res.status, 200);
+    await refusedWithin(v, otherToken);
+    const raced = await mintLater(inFlight, userId);
+    assert.equal(await code(v, raced), 'revoked');
+    const enable = await fetch(`${s.url}/v1/admin/users/${userId}/enable`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+    assert.equal(enable.status, 200);
+    const again = new Client(s.url);
+    assert.equal((await again.login(email)).status, 200);
+    assert.equal(await code(v, await (await again.get('/api/orders/x')).text()), 'ok');
   });
 });

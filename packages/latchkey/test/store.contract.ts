@@ -220,6 +220,39 @@ export function storeContract(name: string, make: () => Promise<Store>) {
       assert.equal((await store.listSessions(a)).length, 0);
     });
 
+    it('a user-wide end names every session it ended in its event (detail.sids), 200 a row, one cutoff', async () => {
+      const a = uid();
+      await store.createUser({ id: a, email: email(), passwordHash: 'h', createdAt: 1 });
+      const keep = session(a);
+      await store.createSession(keep);
+      const others = Array.from({ length: 201 }, () => session(a));
+      for (const s of others) await store.createSession(s);
+      const before = await store.lastRevocationSeq();
+      await store.deleteUserSessions(a, keep.idHash, 'user');
+      const events = await store.listRevocations(before, 100, 0);
+      // past 200 sessions (sessions.maxPerUser above the default 50) a second row, same cutoff
+      assert.deepEqual(events.map((e) => e.kind), ['user', 'user']);
+      assert.equal(events[0]!.tokensIssuedBefore, events[1]!.tokensIssuedBefore);
+      const sids = events.flatMap((e) => e.detail.sids as string[]);
+      assert.equal((events[0]!.detail.sids as string[]).length, 200);
+      assert.deepEqual([...sids].sort(), others.map((s) => handleOf(s.idHash)).sort());
+      // disabling names the rest (the kept one) and a password change likewise
+      const b = uid();
+      await store.createUser({ id: b, email: email(), passwordHash: 'h', createdAt: 1 });
+      const bKeep = session(b);
+      const bOther = session(b);
+      await store.createSession(bKeep);
+      await store.createSession(bOther);
+      const beforePw = await store.lastRevocationSeq();
+      await store.changePassword(b, 'new', bKeep.idHash);
+      const pw = (await store.listRevocations(beforePw, 100, 0)).filter((e) => e.kind === 'user');
+      assert.deepEqual(pw.map((e) => e.detail.sids), [[handleOf(bOther.idHash)]]);
+      const beforeDisable = await store.lastRevocationSeq();
+      await store.setUserDisabled(b, true);
+      const dis = await store.listRevocations(beforeDisable, 100, 0);
+      assert.deepEqual(dis.map((e) => [e.kind, e.detail.sids]), [['user', [handleOf(bKeep.idHash)]]]);
+    });
+
     it('changes the password and ends other sessions in one step', async () => {
       const a = uid();
       const e = email();

@@ -40,6 +40,11 @@ export interface VerifierOptions {
   };
   /** The fetch to use (default: the global fetch). */
   fetch?: FetchLike;
+  /**
+   * The clock, in ms since the epoch (default `Date.now`): token times, JWKS freshness and the
+   * refetch cooldown are judged by it. For tests that move time instead of waiting for it.
+   */
+  now?: () => number;
 }
 
 export interface Settings {
@@ -58,6 +63,7 @@ export interface Settings {
   maxStaleMs: number;
   timeoutMs: number;
   fetch: FetchLike;
+  now: () => number;
 }
 
 function fail(option: string, why: string): never {
@@ -113,6 +119,7 @@ export function settings(o: VerifierOptions): Settings {
   const cooldown = seconds(j.cooldown, 'jwksCache.cooldown', 30, 0, 3600);
   const fetchFn = o.fetch ?? (globalThis.fetch as FetchLike | undefined);
   if (typeof fetchFn !== 'function' && source.kind === 'remote') fail('fetch', 'is needed: this runtime has no global fetch');
+  if (o.now !== undefined && typeof o.now !== 'function') fail('now', 'must be a function returning ms since the epoch');
   return {
     issuer: o.issuer,
     audiences: new Set(aud),
@@ -129,5 +136,6 @@ export function settings(o: VerifierOptions): Settings {
     maxStaleMs: seconds(j.maxStale, 'jwksCache.maxStale', 3600, 0, 7 * 86400) * 1000,
     timeoutMs: seconds(j.timeout, 'jwksCache.timeout', 5, 0.001, 120) * 1000,
     fetch: fetchFn as FetchLike,
+    now: o.now ?? Date.now,
   };
 }

@@ -80,6 +80,7 @@ class TokenVerifier implements Verifier {
       accepted: s.accepted,
       cooldownMs: s.cooldownMs,
       maxStaleMs: s.maxStaleMs,
+      now: s.now,
     });
     this.cache = s.cacheEntries > 0 ? new TokenCache(s.cacheEntries) : undefined;
     this.revocation = s.revocation;
@@ -104,7 +105,7 @@ class TokenVerifier implements Verifier {
     if (typeof token !== 'string') throw new VerifyError('malformed', 'not a string');
     // before any parsing: a huge token costs nothing but this comparison
     if (token.length > this.s.maxTokenBytes) throw new VerifyError('too_large');
-    const now = Date.now();
+    const now = this.s.now();
     const cache = this.cache;
     let fp = 0;
     if (cache !== undefined) {
@@ -129,7 +130,7 @@ class TokenVerifier implements Verifier {
       }
     }
     const backend = this.backend;
-    if (backend === undefined) return this.backendP.then((b) => this.full(token, fp, b, Date.now()));
+    if (backend === undefined) return this.backendP.then((b) => this.full(token, fp, b, this.s.now()));
     return this.full(token, fp, backend, now);
   }
 
@@ -143,7 +144,7 @@ class TokenVerifier implements Verifier {
     const dot2 = checkCompact(token, dot1);
     const header = this.header(token, dot1, backend);
     const key = this.key(header.kid, now);
-    if (key instanceof Promise) return key.then((k) => this.signature(token, fp, dot1, dot2, header, k, backend, Date.now()));
+    if (key instanceof Promise) return key.then((k) => this.signature(token, fp, dot1, dot2, header, k, backend, this.s.now()));
     return this.signature(token, fp, dot1, dot2, header, key, backend, now);
   }
 
@@ -171,8 +172,8 @@ class TokenVerifier implements Verifier {
       const p = ks.refresh(now);
       if (p === undefined) throw new VerifyError('jwks_unavailable', ks.lastError);
       return p.then(() => {
-        if (Date.now() > ks.usableUntil) throw new VerifyError('jwks_unavailable', ks.lastError);
-        return this.lookup(kid, Date.now(), false);
+        if (this.s.now() > ks.usableUntil) throw new VerifyError('jwks_unavailable', ks.lastError);
+        return this.lookup(kid, this.s.now(), false);
       });
     }
     if (now > ks.freshUntil) ks.revalidate(now);
@@ -189,7 +190,7 @@ class TokenVerifier implements Verifier {
       const revoked = this.revocation?.keysRevoked;
       if (p === undefined && revoked !== undefined && revoked !== this.keysRevokedSeen) p = this.keys.refresh(now, true);
       if (revoked !== undefined) this.keysRevokedSeen = revoked;
-      if (p !== undefined) return p.then(() => this.lookup(kid, Date.now(), false));
+      if (p !== undefined) return p.then(() => this.lookup(kid, this.s.now(), false));
     }
     throw new VerifyError('unknown_key');
   }
@@ -212,7 +213,7 @@ class TokenVerifier implements Verifier {
     if (ok === false) throw new VerifyError('bad_signature');
     return ok.then((v) => {
       if (!v) throw new VerifyError('bad_signature');
-      return this.accept(token, fp, dot1, dot2, header, key, backend, Date.now());
+      return this.accept(token, fp, dot1, dot2, header, key, backend, this.s.now());
     });
   }
 

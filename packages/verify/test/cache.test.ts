@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { fingerprint, TokenCache } from '../src/cache.js';
 import { createRevocationList, createVerifier, type AccessTokenClaims, type RevocationSource, type TokenHeader } from '../src/index.js';
-import { jwksOf, newKey, now, rejection, sleep, token } from './helpers.js';
+import { jwksOf, newKey, now, rejection, token } from './helpers.js';
 
 const ISSUER = 'https://auth.example.com';
 const AUD = 'orders';
@@ -43,11 +43,13 @@ describe('verified-token cache', () => {
 
   it('re-checks exp on every hit', async () => {
     const k = newKey('EdDSA');
-    const v = createVerifier({ issuer: ISSUER, audience: AUD, jwks: jwksOf(k), clockTolerance: 0 });
+    let clock = Date.now();
+    const v = createVerifier({ issuer: ISSUER, audience: AUD, jwks: jwksOf(k), clockTolerance: 0, now: () => clock });
     const t = token(k, ISSUER, AUD, { exp: now() + 1 });
     await v.verify(t);
     await v.verify(t); // cached from here
-    await sleep(2050);
+    assert.equal((v as unknown as { cache: { size: number } }).cache.size, 1);
+    clock += 2050;
     assert.equal((await rejection(v.verify(t))).code, 'expired');
   });
 

@@ -1,11 +1,13 @@
 /**
- * `latchkey keys list|rotate|retire`: operate the signing keys of a data dir
- * while the server runs. The state is in the store, which the server re-reads
+ * `latchkey keys list|rotate|retire`: operate the signing keys of an existing data dir
+ * while the server runs, after the same data-dir checks `serve` makes. The state is in the store, which the server re-reads
  * every second; private keys are files in <dataDir>/keys.
  */
 import { join, resolve } from 'node:path';
 import { AuditLog } from '../audit/log.js';
 import { isLatchkeyError } from '../errors.js';
+import { parseEncryptionKey } from '../keys/material.js';
+import { prepareDataDir } from '../keys/secrets.js';
 import type { KeyView } from '../keys/service.js';
 import { SqliteStore } from '../store/sqlite/index.js';
 import { createKeyService, revocationRetention } from '../tokens/services.js';
@@ -47,7 +49,21 @@ export async function keysCommand(args: string[]): Promise<number> {
   const { config } = flags;
   const positionals = kidArg === undefined ? flags.positionals : [kidArg, ...flags.positionals];
   const values = flags.values as { now?: boolean; json?: boolean };
-  const store = new SqliteStore({ filename: join(resolve(config.dataDir), 'latchkey.sqlite') });
+  const dataDir = resolve(config.dataDir);
+  try {
+    // the checks `serve` runs (permissions, damaged secret files, sealing with the KEK), on an
+    // existing data dir only: a mistyped --data-dir must not become a new, empty install
+    const { notices } = prepareDataDir(dataDir, parseEncryptionKey(config.keys.encryptionKey), { create: false });
+    for (const n of notices) process.stderr.write(`latchkey: ${n}\n`);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'ERR_NO_DATA_DIR' || code === 'ERR_SECRET_FILE' || code === 'ERR_KEY_FILE') {
+      process.stderr.write(`latchkey: ${(err as Error).message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  const store = new SqliteStore({ filename: join(dataDir, 'latchkey.sqlite') });
   try {
     await store.migrate();
     // a retirement from here is published by the server's feed; kept as long as the server would

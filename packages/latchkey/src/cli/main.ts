@@ -25,7 +25,8 @@ Options (environment equivalents in brackets):
 Production: set LATCHKEY_KEY_ENCRYPTION_KEY to 32 random bytes, base64 (openssl rand -base64 32).
   With it, private signing keys and the secret files of the data dir are encrypted at rest
   (plaintext ones from an earlier start are encrypted in place); without it, serve warns at
-  start. Every start makes the data dir 0700 and its files 0600.
+  start. Every start makes the data dir 0700 and its files 0600. The keys commands make the
+  same checks on an existing data dir (they never create one) and stop on a damaged secret file.
 `;
 
 export type Command = (args: string[]) => Promise<number>;

@@ -26,6 +26,15 @@ export class SecretFileError extends Error {
   }
 }
 
+/** A command that operates on an existing data directory was pointed at one that does not exist. */
+export class DataDirMissingError extends Error {
+  readonly code = 'ERR_NO_DATA_DIR';
+  constructor(dataDir: string) {
+    super(`${dataDir} does not exist: check --data-dir (LATCHKEY_DATA_DIR); \`latchkey serve\` creates a new one`);
+    this.name = 'DataDirMissingError';
+  }
+}
+
 /** The secret files of a data directory. */
 export const SECRET_FILES = ['csrf.key', 'refresh.key', 'device.key'] as const;
 export type SecretName = (typeof SECRET_FILES)[number];
@@ -160,9 +169,13 @@ export interface PreparedDataDir {
 /**
  * Everything the server needs from the data directory before it opens the store:
  * the directory itself, permissions, the secrets, and (with a key-encryption key)
- * every plaintext secret and signing key sealed.
+ * every plaintext secret and signing key sealed. Every command that opens a data
+ * directory (serve, the `keys` commands) goes through it, so none of them works on a
+ * damaged or loosely protected one. `create: false` (operator commands): a missing
+ * directory is an error (DataDirMissingError), not a new install.
  */
-export function prepareDataDir(dataDir: string, kek: Buffer | undefined): PreparedDataDir {
+export function prepareDataDir(dataDir: string, kek: Buffer | undefined, opts: { create?: boolean } = {}): PreparedDataDir {
+  if (opts.create === false && !existsSync(dataDir)) throw new DataDirMissingError(dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const notices = enforcePermissions(dataDir);
   // read and check everything before writing anything: a wrong key must fail start-up with

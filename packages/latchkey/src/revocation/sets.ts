@@ -44,6 +44,8 @@ export function setClaims(issuer: string, e: RevocationEvent): Record<string, un
       subId = user!;
       type = EVENT_TYPES.sessionRevoked;
       body = { ...body, tokens_issued_before: e.tokensIssuedBefore, reason_admin: { en: USER_REASONS[String(e.detail.reason)] ?? 'account disabled' } };
+      // the sessions it ended: their tokens are refused whenever minted, even after the cutoff
+      if (Array.isArray(e.detail.sids)) body.sids = e.detail.sids;
       break;
     case 'claims':
       subId = user!;

@@ -149,7 +149,11 @@ export interface RevocationEvent {
   tokensIssuedBefore: number | null;
   /** Unix seconds: kept until then, when every token it refers to has expired. */
   until: number;
-  /** e.g. {roles} for claims, {initiator, reason} for sessions. */
+  /**
+   * e.g. {roles} for claims, {initiator, reason} for sessions. A `user` event also has
+   * `sids`: the public handles of every session the change ended (possibly none), at most
+   * 200 per event; an adapter ending more writes further `user` events with the same cutoff.
+   */
   detail: Record<string, unknown>;
 }
 
@@ -180,10 +184,13 @@ export interface Store {
    * Replace the password hash and, in the same transaction, end every session
    * of the user except `keepSession`, moving the user's token cutoff
    * (`tokensNotBefore`): one user-wide revocation event, however many sessions
-   * ended. Returns the ended sessions.
+   * ended, naming them in `detail.sids`. Returns the ended sessions.
    */
   changePassword(userId: string, passwordHash: string, keepSession?: Buffer): Promise<Session[]>;
-  /** Disable (ending every session in the same transaction) or re-enable. Returns the ended sessions. */
+  /**
+   * Disable (ending every session in the same transaction, with one user-wide revocation event
+   * naming them in `detail.sids`) or re-enable. Returns the ended sessions.
+   */
   setUserDisabled(userId: string, disabled: boolean): Promise<Session[]>;
   /** Replace the user's roles. Returns false if there is no such user. */
   setUserRoles(userId: string, roles: string[]): Promise<boolean>;
@@ -208,7 +215,8 @@ export interface Store {
   /**
    * End every session of a user except `except`. When any ended, the user's token cutoff moves
    * in the same transaction and one user-wide revocation event is written (never one per session:
-   * the feed's growth must not be the user's to choose). Returns the ended sessions.
+   * the feed's growth must not be the user's to choose), naming the ended sessions in `detail.sids`.
+   * Returns the ended sessions.
    */
   deleteUserSessions(userId: string, except?: Buffer, initiator?: 'user' | 'admin'): Promise<Session[]>;
   /**

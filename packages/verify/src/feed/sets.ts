@@ -19,6 +19,9 @@ export const KEY_REVOKED = 'urn:latchkey:event-type:signing-key-revoked';
 /** A SET is small; anything larger is not one of ours. */
 const MAX_SET_BYTES = 8192;
 
+/** Session ids read from one event: more than an 8 KiB SET can hold. */
+const MAX_SIDS = 1000;
+
 /** What one SET asks of a verifier. */
 export type Revocation =
   | { kind: 'session'; sid: string; at: number }
@@ -152,7 +155,18 @@ export function revocationsOf(claims: Record<string, unknown>, issuer: string): 
       const session = obj(subId?.session);
       const sid = subId?.format === 'complex' && session?.format === 'opaque' ? str(session.id) : undefined;
       if (sid !== undefined) out.push({ kind: 'session', sid, at });
-      else if (subId?.format === 'iss_sub' && sub !== undefined) out.push({ kind: 'subject', sub, issuedBefore, at });
+      else if (subId?.format === 'iss_sub' && sub !== undefined) {
+        out.push({ kind: 'subject', sub, issuedBefore, at });
+        // latchkey names the sessions a user-wide event ended: a token minted for one of them after the
+        // cutoff (a request that read the session just before it ended) is refused by its sid.
+        // Events without the member (an earlier latchkey, other transmitters) revoke by the cutoff alone.
+        if (Array.isArray(ev.sids)) {
+          for (const v of ev.sids.slice(0, MAX_SIDS)) {
+            const s = str(v);
+            if (s !== undefined) out.push({ kind: 'session', sid: s, at: Math.max(at, issuedBefore) });
+          }
+        }
+      }
     } else if (type === CLAIMS_CHANGE) {
       if (sub !== undefined) out.push({ kind: 'subject', sub, issuedBefore, at });
     } else if (type === KEY_REVOKED) {

@@ -26,6 +26,8 @@ export interface KeyStoreOptions {
   accepted: ReadonlySet<Algorithm>;
   cooldownMs: number;
   maxStaleMs: number;
+  /** The clock (default Date.now). */
+  now?: () => number;
 }
 
 export class KeyStore {
@@ -82,7 +84,7 @@ export class KeyStore {
         this.keys = imported.keys;
       }
       this.etag = r.etag;
-      const now = Date.now();
+      const now = (this.opts.now ?? Date.now)();
       this.freshUntil = now + r.ageMs;
       this.usableUntil = this.freshUntil + this.opts.maxStaleMs;
       this.lastError = undefined;

@@ -3,6 +3,7 @@ import type { Static } from '@sinclair/typebox';
 import type { EndReason } from '../../sessions/service.js';
 import type { User } from '../../store/store.js';
 import { sessionHooks } from '../auth.js';
+import { acceptEmptyJson } from '../bodyless.js';
 import type { Context } from '../context.js';
 import { Credentials, PasswordChange } from '../schemas.js';
 import { deviceCookie, endSession, startSession as start } from '../signin.js';
@@ -31,10 +32,14 @@ export async function accountRoutes(app: FastifyInstance, ctx: Context) {
     return reply.header('cache-control', 'no-store').send(await startSession(request, reply, user));
   });
 
-  app.post('/v1/logout', async (request, reply) => {
-    ctx.csrf.check(request);
-    await endSession(ctx, request, reply);
-    return reply.code(204).send();
+  // bodyless: an empty application/json body is no body (http/bodyless.ts)
+  await app.register(async (bodyless) => {
+    acceptEmptyJson(bodyless);
+    bodyless.post('/v1/logout', async (request, reply) => {
+      ctx.csrf.check(request);
+      await endSession(ctx, request, reply);
+      return reply.code(204).send();
+    });
   });
 
   app.post<{ Body: Static<typeof PasswordChange> }>(

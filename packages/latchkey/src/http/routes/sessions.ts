@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Static } from '@sinclair/typebox';
 import { LatchkeyError } from '../../errors.js';
 import { sessionHooks } from '../auth.js';
+import { acceptEmptyJson } from '../bodyless.js';
 import type { Context } from '../context.js';
 import { HandleParams } from '../schemas.js';
 import { sessionView, userView } from '../views.js';
@@ -33,9 +34,13 @@ export async function sessionRoutes(app: FastifyInstance, ctx: Context) {
   );
 
   /** "Sign out of all other devices": every session but this one. */
-  app.post('/v1/sessions/revoke-others', { onRequest: requireSession }, async (request, reply) => {
-    const a = request.auth!;
-    const ended = await ctx.sessions.endAllForUser(a.user.id, 'signed_out_everywhere', a.session.idHash);
-    return reply.header('cache-control', 'no-store').send({ revoked: ended.length });
+  // bodyless: an empty application/json body is no body (http/bodyless.ts)
+  await app.register(async (bodyless) => {
+    acceptEmptyJson(bodyless);
+    bodyless.post('/v1/sessions/revoke-others', { onRequest: requireSession }, async (request, reply) => {
+      const a = request.auth!;
+      const ended = await ctx.sessions.endAllForUser(a.user.id, 'signed_out_everywhere', a.session.idHash);
+      return reply.header('cache-control', 'no-store').send({ revoked: ended.length });
+    });
   });
 }

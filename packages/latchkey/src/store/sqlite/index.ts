@@ -59,6 +59,13 @@ const SESSION_FROM = `sessions s JOIN users u ON u.rowid = s.user_rowid JOIN dev
 /** The sweep forgets unused device labels once there are more than this many. */
 export const DEVICE_PRUNE_ABOVE = 1024;
 
+/**
+ * Session ids named by one user-wide revocation event. 200 handles (16 characters each) keep its
+ * SET under 6 KiB even signed with RS256-4096, below @latchkey/verify's 8 KiB limit; the default
+ * sessions.maxPerUser (50) always fits in one event.
+ */
+export const SIDS_PER_EVENT = 200;
+
 export interface SqliteStoreOptions {
   /** File path, or ':memory:'. */
   filename: string;
@@ -207,8 +214,9 @@ export class SqliteStore implements Store {
         this.revoke('credential', { userId, detail: { credential_type: 'password', initiator: 'user' } });
         // one cutoff for the user, not an event per session: the kept session is renewed by the caller,
         // and the renewed session's tokens are minted after the cutoff
-        this.revokeUserTokens('user', userId, { initiator: 'user', reason: 'password_changed' });
-        return this.deleteUserSessionsSync(userId, keepSession);
+        const ended = this.deleteUserSessionsSync(userId, keepSession);
+        this.revokeUserTokens('user', userId, { initiator: 'user', reason: 'password_changed' }, ended);
+        return ended;
       })
       .immediate();
     return this.committed(ended);
@@ -221,8 +229,9 @@ export class SqliteStore implements Store {
         if (r.changes === 0) throw new LatchkeyError('user_not_found', 'no such user');
         if (!disabled) return [];
         // one event for the user as a whole: it also covers tokens of sessions ended earlier
-        this.revokeUserTokens('user', userId, { initiator: 'admin', reason: 'disabled' });
-        return this.deleteUserSessionsSync(userId);
+        const ended = this.deleteUserSessionsSync(userId);
+        this.revokeUserTokens('user', userId, { initiator: 'admin', reason: 'disabled' }, ended);
+        return ended;
       })
       .immediate();
     return this.committed(ended);
@@ -276,8 +285,13 @@ export class SqliteStore implements Store {
     this.revocationsWritten = true;
   }
 
-  /** Every token of the user issued before the next second is revoked; the issuer never signs an earlier iat again. */
-  private revokeUserTokens(kind: 'user' | 'claims', userId: string, detail: Record<string, unknown>): void {
+  /**
+   * Every token of the user issued before the next second is revoked; the issuer never signs an earlier iat again.
+   * `ended`: the sessions this change ends, named in the event (`detail.sids`) so that a token minted for one of
+   * them after the cutoff (by a request or refresh grant that read the session just before it ended) is refused
+   * too: the cutoff alone cannot tell such a token from one of a session that lives on (docs/revocation.md).
+   */
+  private revokeUserTokens(kind: 'user' | 'claims', userId: string, detail: Record<string, unknown>, ended?: readonly Session[]): void {
     // strictly past the previous cutoff: tokens minted since a change earlier in the same second carry
     // iat = that cutoff, and this change must revoke them too (else a role granted and taken back within
     // a second would leave the granted tokens valid). Many changes in one second date new tokens ahead;
@@ -285,7 +299,18 @@ export class SqliteStore implements Store {
     const previous = this.stmts.userById.get(userId)?.tokens_not_before ?? 0;
     const cutoff = Math.max(Math.floor(this.revocation.now() / 1000) + 1, previous + 1);
     this.stmts.setTokensNotBefore.run(cutoff, userId);
-    this.revoke(kind, { userId, tokensIssuedBefore: cutoff, detail });
+    if (ended === undefined) {
+      this.revoke(kind, { userId, tokensIssuedBefore: cutoff, detail });
+      return;
+    }
+    // one event per change; only past SIDS_PER_EVENT sessions (sessions.maxPerUser above it) more, with the
+    // same cutoff, so that every SET stays within what a verifier accepts (8 KiB)
+    const sids = ended.map((s) => handleOf(s.idHash));
+    let i = 0;
+    do {
+      this.revoke(kind, { userId, tokensIssuedBefore: cutoff, detail: { ...detail, sids: sids.slice(i, i + SIDS_PER_EVENT) } });
+      i += SIDS_PER_EVENT;
+    } while (i < sids.length);
   }
 
   private revokeSession(s: Session, detail: Record<string, unknown>): void {
@@ -376,7 +401,7 @@ export class SqliteStore implements Store {
         const gone = this.deleteUserSessionsSync(userId, except);
         // one user-wide cutoff however many sessions ended (the feed's growth is not the user's to choose);
         // the session kept gets fresh tokens, minted after it
-        if (gone.length) this.revokeUserTokens('user', userId, { ...(initiator ? { initiator } : {}), reason: 'signed_out_everywhere' });
+        if (gone.length) this.revokeUserTokens('user', userId, { ...(initiator ? { initiator } : {}), reason: 'signed_out_everywhere' }, gone);
         return gone;
       })
       .immediate();
