@@ -52,7 +52,8 @@ function find(dir, out = []) {
 }
 const files = readdirSync('packages').flatMap((p) => find(join('packages', p, 'test'))).sort();
 const extra = process.argv.slice(2);
-// a hung test fails with its name after --test-timeout instead of stalling the run, and a
+// a hung test fails with its name after --test-timeout (per test file, since each runs in its own
+// process: room for the browser suite on a loaded two-core machine) instead of stalling the run, and a
 // test file that leaves a handle open (a socket in keep-alive) cannot keep its process alive
-const guards = ['--test-timeout=120000', '--test-force-exit'];
+const guards = ['--test-timeout=300000', '--test-force-exit'];
 process.exit(run(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...guards, ...extra, ...files]));
