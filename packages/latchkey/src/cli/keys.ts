@@ -3,11 +3,10 @@
  * while the server runs. The state is in the store, which the server re-reads
  * every second; private keys are files in <dataDir>/keys.
  */
-import { join, resolve } from 'node:path';
 import { AuditLog } from '../audit/log.js';
 import { isLatchkeyError } from '../errors.js';
 import type { KeyView } from '../keys/service.js';
-import { SqliteStore } from '../store/sqlite/index.js';
+import { openStore } from '../store/open.js';
 import { createKeyService, revocationRetention } from '../tokens/services.js';
 import { CONFIG_FLAGS, configFlags } from './main.js';
 
@@ -47,7 +46,7 @@ export async function keysCommand(args: string[]): Promise<number> {
   const { config } = flags;
   const positionals = kidArg === undefined ? flags.positionals : [kidArg, ...flags.positionals];
   const values = flags.values as { now?: boolean; json?: boolean };
-  const store = new SqliteStore({ filename: join(resolve(config.dataDir), 'latchkey.sqlite') });
+  const store = openStore(config);
   try {
     await store.migrate();
     // a retirement from here is published by the server's feed; kept as long as the server would
