@@ -1,6 +1,6 @@
 /** Sessions: create (with the per-user cap), read, touch, end. */
 import { LatchkeyError } from '../../errors.js';
-import { handleOf } from '../../sessions/ids.js';
+import { handleKeyRange, handleOf } from '../../sessions/ids.js';
 import type { Session, SessionLimit, SessionWithUser } from '../store.js';
 import type { Db, Queryable, Tx } from './db.js';
 import { joinedUser, leastRecentlyUsedFirst, newestFirst, SESSION_COLS, toSession, USER_COLS, type SessionRow, type SessionUserRow } from './rows.js';
@@ -76,10 +76,11 @@ export async function listSessions(db: Queryable, userId: string): Promise<Sessi
 }
 
 export async function findSessionByHandle(db: Queryable, handle: Buffer, userId?: string): Promise<Session | undefined> {
-  // bytea compares bytewise: every hash starting with `handle` is in [handle, prefixEnd(handle))
+  // bytea compares bytewise, so the handle's range is a range scan of the primary key
+  const { start, end } = handleKeyRange(handle);
   const r = await db.query<SessionRow>(
     `SELECT ${SESSION_COLS} FROM sessions s WHERE s.id_hash >= $1 AND s.id_hash < $2 ORDER BY s.id_hash LIMIT 2`,
-    [handle, prefixEnd(handle)],
+    [start, end],
   );
   // two matches would mean a handle collision: refuse rather than guess
   if (r.rows.length !== 1) return undefined;
@@ -125,17 +126,4 @@ export async function deleteExpiredSessions(db: Queryable, now: number, idleTime
     [now, idleTimeoutSeconds],
   );
   return r.rowCount ?? 0;
-}
-
-/** Smallest byte string greater than every one starting with `prefix`. */
-function prefixEnd(prefix: Buffer): Buffer {
-  const end = Buffer.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i] = end[i]! + 1;
-      return end.subarray(0, i + 1);
-    }
-  }
-  // all 0xff: longer than any 32-byte hash, so greater than every match
-  return Buffer.alloc(33, 0xff);
 }
