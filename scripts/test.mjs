@@ -88,48 +88,48 @@ const guards = ['--test-timeout=120000', '--test-force-exit'];
 // Redis server on free loopback ports with data dirs of their own, stopped (and their files
 // removed) when the run ends, fails or is interrupted. Never the machine's own instances: the
 // suite must pass where nothing is pre-started, and must not touch an operator's data.
-const services = await startServices();
+// what stops the services started so far (in reverse): run at the end, on failure, and on
+// SIGINT/SIGTERM, including one that arrives while they are still starting
+const stops = [];
+const servicesDir = mkdtempSync(join(tmpdir(), 'latchkey-services-'));
+async function stopServices() {
+  for (const s of stops.splice(0).reverse()) await s().catch(() => undefined);
+  rmSync(servicesDir, { recursive: true, force: true });
+}
 let exiting = false;
+let child;
 const onSignal = (signal) => {
   if (exiting) return;
   exiting = true;
   child?.kill(signal);
-  services.stop().finally(() => process.exit(130));
+  stopServices().finally(() => process.exit(130));
 };
 process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);
-let child;
+
+let env;
+try {
+  const pg = await startPostgres(servicesDir, stops);
+  const redis = await startRedis(servicesDir, stops);
+  env = { LATCHKEY_TEST_DATABASE_URL: pg, LATCHKEY_TEST_REDIS_URL: redis };
+} catch (err) {
+  await stopServices();
+  console.error(`npm test: ${err.message}`);
+  process.exit(1);
+}
+if (exiting) await new Promise(() => undefined); // interrupted while starting: onSignal exits
 const code = await new Promise((resolve) => {
   child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...guards, ...extra, ...files], {
     stdio: 'inherit',
-    env: { ...process.env, ...services.env },
+    env: { ...process.env, ...env },
   });
   child.on('exit', (status, signal) => resolve(status ?? (signal ? 1 : 0)));
   child.on('error', () => resolve(1));
 });
 if (!exiting) {
   exiting = true;
-  await services.stop();
+  await stopServices();
   process.exit(code);
-}
-
-async function startServices() {
-  const dir = mkdtempSync(join(tmpdir(), 'latchkey-services-'));
-  const stops = [];
-  const stop = async () => {
-    for (const s of stops.reverse()) await s().catch(() => undefined);
-    stops.length = 0;
-    rmSync(dir, { recursive: true, force: true });
-  };
-  try {
-    const pg = await startPostgres(dir, stops);
-    const redis = await startRedis(dir, stops);
-    return { env: { LATCHKEY_TEST_DATABASE_URL: pg, LATCHKEY_TEST_REDIS_URL: redis }, stop };
-  } catch (err) {
-    await stop();
-    console.error(`npm test: ${err.message}`);
-    process.exit(1);
-  }
 }
 
 /**
