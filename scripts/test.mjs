@@ -1,9 +1,15 @@
 #!/usr/bin/env node
-// `npm test`: build, check what the suite needs, run every test file with node's test runner.
-// Extra arguments are passed to `node --test` (e.g. --test-name-pattern=fixation).
-import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+// `npm test`: build, check what the suite needs, start throwaway PostgreSQL and Redis servers,
+// run every test file with node's test runner, stop the servers.
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync,
+} from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const root = new URL('..', import.meta.url).pathname;
 process.chdir(root);
@@ -23,6 +29,8 @@ if (run(process.execPath, [join('node_modules', 'typescript', 'bin', 'tsc'), '-b
 const chromium = process.env.LATCHKEY_CHROMIUM ?? '/usr/bin/chromium';
 const aptPackages = [];
 if (!existsSync(chromium) && !process.env.LATCHKEY_CHROMIUM) aptPackages.push('chromium');
+if (!postgresBin()) aptPackages.push('postgresql');
+if (!onPath('redis-server')) aptPackages.push('redis-server');
 if (aptPackages.length && process.getuid?.() === 0 && existsSync('/usr/bin/apt-get')) {
   console.error(`npm test: installing ${aptPackages.join(', ')} with apt-get`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
@@ -35,9 +43,24 @@ const missing = [];
 const need = (ok, what) => { if (!ok) missing.push(what); };
 need(existsSync(chromium),
   "Chromium for the browser tests: run 'apt-get install -y chromium' as root (or set LATCHKEY_CHROMIUM to its path)");
+need(postgresBin(), "PostgreSQL for the store tests: run 'apt-get install -y postgresql' as root");
+need(onPath('redis-server'), "Redis for the shared-state tests: run 'apt-get install -y redis-server' as root");
 if (missing.length) {
   console.error('npm test: cannot run the whole suite, missing:\n' + missing.map((m) => `  - ${m}`).join('\n'));
   process.exit(1);
+}
+
+/** The newest Debian PostgreSQL server binaries (/usr/lib/postgresql/<major>/bin), or undefined. */
+function postgresBin() {
+  const base = '/usr/lib/postgresql';
+  if (!existsSync(base)) return undefined;
+  const majors = readdirSync(base).filter((v) => /^[0-9]+$/.test(v)).sort((a, b) => Number(b) - Number(a));
+  for (const v of majors) if (existsSync(join(base, v, 'bin', 'postgres'))) return join(base, v, 'bin');
+  return undefined;
+}
+
+function onPath(cmd) {
+  return (process.env.PATH ?? '').split(':').some((dir) => dir && existsSync(join(dir, cmd)));
 }
 
 function find(dir, out = []) {
@@ -50,10 +73,166 @@ function find(dir, out = []) {
   }
   return out;
 }
-const files = readdirSync('packages').flatMap((p) => find(join('packages', p, 'test'))).sort();
-const extra = process.argv.slice(2);
+const all = readdirSync('packages').flatMap((p) => find(join('packages', p, 'test'))).sort();
+// `npm test -- path/to/x.test.ts ...` runs only those files (with the services started); other
+// arguments go to `node --test` (e.g. --test-name-pattern=fixation)
+const args = process.argv.slice(2);
+const chosen = args.filter((a) => a.endsWith('.test.ts'));
+const extra = args.filter((a) => !a.endsWith('.test.ts'));
+const files = chosen.length ? chosen : all;
 // a hung test fails with its name after --test-timeout (per test file, since each runs in its own
 // process: room for the browser suite on a loaded two-core machine) instead of stalling the run, and a
 // test file that leaves a handle open (a socket in keep-alive) cannot keep its process alive
 const guards = ['--test-timeout=300000', '--test-force-exit'];
-process.exit(run(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...guards, ...extra, ...files]));
+
+// The services the suite runs against are started here, throwaway: a PostgreSQL cluster and a
+// Redis server on free loopback ports with data dirs of their own, stopped (and their files
+// removed) when the run ends, fails or is interrupted. Never the machine's own instances: the
+// suite must pass where nothing is pre-started, and must not touch an operator's data.
+// what stops the services started so far (in reverse): run at the end, on failure, and on
+// SIGINT/SIGTERM, including one that arrives while they are still starting
+const stops = [];
+const servicesDir = mkdtempSync(join(tmpdir(), 'latchkey-services-'));
+async function stopServices() {
+  for (const s of stops.splice(0).reverse()) await s().catch(() => undefined);
+  rmSync(servicesDir, { recursive: true, force: true });
+}
+let exiting = false;
+let child;
+const onSignal = (signal) => {
+  if (exiting) return;
+  exiting = true;
+  child?.kill(signal);
+  stopServices().finally(() => process.exit(130));
+};
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
+
+let env;
+try {
+  const pg = await startPostgres(servicesDir, stops);
+  const redis = await startRedis(servicesDir, stops);
+  env = { LATCHKEY_TEST_DATABASE_URL: pg, LATCHKEY_TEST_REDIS_URL: redis };
+} catch (err) {
+  await stopServices();
+  console.error(`npm test: ${err.message}`);
+  process.exit(1);
+}
+if (exiting) await new Promise(() => undefined); // interrupted while starting: onSignal exits
+const code = await new Promise((resolve) => {
+  child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...guards, ...extra, ...files], {
+    stdio: 'inherit',
+    env: { ...process.env, ...env },
+  });
+  child.on('exit', (status, signal) => resolve(status ?? (signal ? 1 : 0)));
+  child.on('error', () => resolve(1));
+});
+if (!exiting) {
+  exiting = true;
+  await stopServices();
+  process.exit(code);
+}
+
+/**
+ * initdb + postgres from Debian's server binaries. PostgreSQL refuses to run as root, so as
+ * root the cluster belongs to the `postgres` user (the package creates it) and runs as it.
+ * Password authentication (scram) for a random password, TCP on loopback only, no Unix socket;
+ * fsync off: the cluster is thrown away after the run.
+ */
+async function startPostgres(dir, stops) {
+  const bin = postgresBin();
+  const data = join(dir, 'pg');
+  const asUser = {};
+  if (process.getuid?.() === 0) {
+    const entry = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('postgres:'));
+    if (!entry) throw new Error('running as root, but there is no postgres user to run PostgreSQL as');
+    const [, , uid, gid] = entry.split(':');
+    Object.assign(asUser, { uid: Number(uid), gid: Number(gid) });
+    chmodSync(dir, 0o711);
+  }
+  mkdirSync(data, { mode: 0o700 });
+  const password = randomBytes(18).toString('base64url');
+  const pwfile = join(data, '..', 'pg.pw');
+  writeFileSync(pwfile, password + '\n', { mode: 0o600 });
+  if (asUser.uid !== undefined) {
+    chownSync(data, asUser.uid, asUser.gid);
+    chownSync(pwfile, asUser.uid, asUser.gid);
+  }
+  const init = spawnSync(join(bin, 'initdb'), ['-D', data, '-U', 'latchkey', `--pwfile=${pwfile}`, '--auth=scram-sha-256', '-E', 'UTF8', '--locale=C', '--no-sync'], { ...asUser, encoding: 'utf8', cwd: dir });
+  rmSync(pwfile, { force: true });
+  if (init.status !== 0) throw new Error(`initdb failed:\n${init.stderr || init.stdout}`);
+  const port = await freePort();
+  const log = openSync(join(dir, 'postgres.log'), 'a');
+  if (asUser.uid !== undefined) chownSync(join(dir, 'postgres.log'), asUser.uid, asUser.gid);
+  const server = spawn(join(bin, 'postgres'), [
+    '-D', data, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=',
+    '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=300',
+  ], { ...asUser, cwd: dir, stdio: ['ignore', log, log] });
+  let exited = false;
+  server.on('exit', () => { exited = true; });
+  // SIGINT: PostgreSQL's fast shutdown (roll back, stop); SIGQUIT if it takes too long
+  stops.push(() => new Promise((resolve) => {
+    if (exited) return resolve();
+    const t = setTimeout(() => server.kill('SIGQUIT'), 10_000);
+    server.once('exit', () => { clearTimeout(t); resolve(); });
+    server.kill('SIGINT');
+  }));
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (exited) throw new Error(`PostgreSQL did not start:\n${readFileSync(join(dir, 'postgres.log'), 'utf8').slice(-2000)}`);
+    const ready = spawnSync(join(bin, 'pg_isready'), ['-q', '-h', '127.0.0.1', '-p', String(port)]);
+    if (ready.status === 0) break;
+    if (Date.now() > deadline) throw new Error('PostgreSQL did not accept connections within 60 s');
+    await sleep(100);
+  }
+  return `postgres://latchkey:${password}@127.0.0.1:${port}/postgres`;
+}
+
+/** redis-server in the foreground, as a child: no persistence, loopback only. */
+async function startRedis(dir, stops) {
+  const port = await freePort();
+  const data = join(dir, 'redis');
+  mkdirSync(data, { mode: 0o700 });
+  const server = spawn('redis-server', [
+    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', data,
+    '--logfile', join(dir, 'redis.log'),
+  ], { cwd: data, stdio: 'ignore' });
+  let exited = false;
+  server.on('exit', () => { exited = true; });
+  stops.push(() => new Promise((resolve) => {
+    if (exited) return resolve();
+    server.once('exit', () => resolve());
+    server.kill('SIGTERM');
+  }));
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (exited) throw new Error('redis-server exited at start');
+    if (await redisPing(port)) break;
+    if (Date.now() > deadline) throw new Error('Redis did not answer within 30 s');
+    await sleep(100);
+  }
+  return `redis://127.0.0.1:${port}`;
+}
+
+function redisPing(port) {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    let buf = '';
+    socket.setTimeout(1000);
+    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (d) => { buf += d; if (buf.includes('\r\n')) { socket.destroy(); resolve(buf.startsWith('+PONG')); } });
+    socket.on('error', () => resolve(false));
+    socket.on('timeout', () => { socket.destroy(); resolve(false); });
+  });
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}

@@ -2,7 +2,7 @@
  * Assemble a latchkey instance from a config: store, domain services, HTTP.
  * Used by `latchkey serve`, by tests, and by benchmarks.
  */
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { AccountService } from './accounts/service.js';
 import { PasswordHasher } from './accounts/passwords.js';
@@ -11,7 +11,7 @@ import type { Context } from './http/context.js';
 import { CsrfGuard } from './http/csrf.js';
 import { buildHttp, type HttpOptions } from './http/server.js';
 import { SessionService } from './sessions/service.js';
-import { SqliteStore } from './store/sqlite/index.js';
+import { openStore } from './store/open.js';
 import type { Store } from './store/store.js';
 import { oauthRoutes } from './http/routes/oauth.js';
 import { createTokenServices, revocationRetention } from './tokens/services.js';
@@ -41,7 +41,7 @@ export interface Latchkey {
 export interface CreateOptions extends HttpOptions {
   /** Clock in ms (tests move time; production uses Date.now). */
   now?: () => number;
-  /** Use this store instead of the embedded SQLite file. */
+  /** Use this store instead of the one the config names (config.store). */
   store?: Store;
 }
 
@@ -50,8 +50,14 @@ export async function createLatchkey(config: Config, opts: CreateOptions = {}): 
   const dataDir = resolve(config.dataDir);
   // permissions, secrets, and (with a key-encryption key) everything sealed, before anything else reads the dir
   const { secrets, notices } = prepareDataDir(dataDir, parseEncryptionKey(config.keys.encryptionKey));
-  const store = opts.store ?? new SqliteStore({ filename: join(dataDir, 'latchkey.sqlite') });
-  await store.migrate();
+  const store = opts.store ?? openStore(config);
+  // PostgreSQL: under an advisory lock, so nodes starting together apply each migration once
+  try {
+    await store.migrate();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   // revocation events live as long as the tokens they refer to, plus clock skew
   let wakeFeed = (): void => undefined;
   store.setRevocationPolicy({ retainSeconds: revocationRetention(config), now, onWrite: () => wakeFeed() });

@@ -10,6 +10,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
 import { PRESESSION_COOKIE } from './web/form-tokens.js';
+import { isPostgresUrl } from './store/postgres/url.js';
 
 /** Browsers accept a `__Host-` cookie only with Secure, Path=/ and no Domain: no sibling subdomain can set or shadow it. */
 export const HOST_PREFIX = '__Host-';
@@ -43,6 +44,27 @@ export const ConfigSchema = Type.Object(
     host: Type.String({ minLength: 1, default: '127.0.0.1' }),
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
     dataDir: Type.String({ minLength: 1, default: '.latchkey' }),
+    /**
+     * Where accounts, sessions, refresh families, keys' public halves, revocation events and
+     * the audit log live. sqlite (default): one file in the data dir, one node. postgres: a
+     * shared database, for several nodes (docs/store.md); `url` is postgres://user:password@host/db,
+     * best given as LATCHKEY_DATABASE_URL rather than in the config file.
+     */
+    store: Type.Union(
+      [
+        Type.Object({ kind: Type.Literal('sqlite') }, { additionalProperties: false }),
+        Type.Object(
+          {
+            kind: Type.Literal('postgres'),
+            url: Type.String({ minLength: 1 }),
+            /** Connections each node keeps open at most. */
+            poolSize: Type.Integer({ minimum: 1, maximum: 1000, default: 10 }),
+          },
+          { additionalProperties: false },
+        ),
+      ],
+      { default: { kind: 'sqlite' } },
+    ),
     /** Public base URL of this server: token `iss`, metadata, and the origin CSRF checks expect. */
     issuer: Type.Optional(Type.String({ pattern: '^https?://[^/?#]+$' })),
     /** Extra origins allowed to send cookie-authenticated state-changing requests. */
@@ -274,6 +296,12 @@ export function loadConfig(
     if (v !== undefined && v !== '') raw[key] = v;
   }
   // a nested key, so not in ENV; a secret, so env rather than the config file is the usual home
+  // a database URL holds a password: the environment is its usual home, and it selects PostgreSQL
+  const databaseUrl = env.LATCHKEY_DATABASE_URL;
+  if (databaseUrl) {
+    const store = raw.store as Record<string, unknown> | undefined;
+    raw.store = { ...(store?.kind === 'postgres' ? store : {}), kind: 'postgres', url: databaseUrl };
+  }
   const kek = env.LATCHKEY_KEY_ENCRYPTION_KEY;
   if (kek) raw.keys = { ...(raw.keys as Record<string, unknown> | undefined), encryptionKey: kek };
   if (overrides.port !== undefined) raw.port = overrides.port;
@@ -285,6 +313,15 @@ export function loadConfig(
 /** Validate a plain object as config (defaults filled in). */
 export function parseConfig(input: unknown): Config {
   const raw = structuredClone(input ?? {}) as Record<string, unknown>;
+  // a union's errors would not say which member was meant: check the chosen kind's URL here,
+  // without echoing it (it holds the password)
+  const store = raw.store as Record<string, unknown> | undefined;
+  if (store && typeof store === 'object' && store.kind === 'postgres') {
+    if (typeof store.url !== 'string' || !isPostgresUrl(store.url)) {
+      throw new ConfigError('invalid config: store.url: must be a postgres:// URL (postgres://user:password@host:port/database)');
+    }
+    if (store.poolSize === undefined) store.poolSize = 10;
+  }
   // env and flags arrive as strings
   if (typeof raw.port === 'string' && /^\d{1,5}$/.test(raw.port)) raw.port = Number(raw.port);
   raw.trustProxy = trustProxyInput(raw.trustProxy);

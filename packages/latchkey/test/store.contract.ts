@@ -290,6 +290,113 @@ export function storeContract(name: string, make: () => Promise<Store>) {
       assert.equal(await store.setUserRoles('u_nobody', ['x']), false);
     });
 
+    it('many concurrent logins of one user under maxPerUser: the cap holds, and every evicted session has its event', async () => {
+      const a = uid();
+      await store.createUser({ id: a, email: email(), passwordHash: 'h', createdAt: 1 });
+      const seqBefore = await store.lastRevocationSeq();
+      const all = Array.from({ length: 12 }, (_, i) => session(a, { createdAt: 100 + i, lastSeenAt: 100 + i }));
+      const ended = (await Promise.all(all.map((s) => store.createSession(s, { maxPerUser: 3 })))).flat();
+      const left = await store.listSessions(a);
+      assert.equal(left.length, 3);
+      assert.equal(ended.length, 9, 'each login beyond the cap ended exactly one session');
+      const hex = (b: Buffer) => b.toString('hex');
+      assert.equal(new Set(ended.map((s) => hex(s.idHash))).size, 9, 'no session was ended twice');
+      const events = await store.listRevocations(seqBefore, 100, 0);
+      assert.deepEqual(events.map((e) => e.sid).sort(), ended.map((s) => handleOf(s.idHash)).sort());
+    });
+
+    it('concurrent deletes of one session: one caller gets it, one revocation event', async () => {
+      const a = uid();
+      await store.createUser({ id: a, email: email(), passwordHash: 'h', createdAt: 1 });
+      const s = session(a);
+      await store.createSession(s);
+      const seqBefore = await store.lastRevocationSeq();
+      const results = await Promise.all(Array.from({ length: 8 }, () => store.deleteSession(s.idHash)));
+      assert.equal(results.filter((r) => r !== undefined).length, 1);
+      const events = await store.listRevocations(seqBefore, 100, 0);
+      assert.deepEqual(events.map((e) => [e.kind, e.sid, e.userId]), [['session', handleOf(s.idHash), a]]);
+    });
+
+    it('revocation events: each change writes its events with it; a refused change writes none', async () => {
+      const a = uid();
+      await store.createUser({ id: a, email: email(), passwordHash: 'h', createdAt: 1 });
+      const s1 = session(a);
+      const s2 = session(a);
+      const s3 = session(a);
+      for (const s of [s1, s2, s3]) await store.createSession(s);
+      const since = async (seq: number) => (await store.listRevocations(seq, 100, 0)).map((e) => e.kind);
+      let seq = await store.lastRevocationSeq();
+      await store.deleteSession(s1.idHash);
+      assert.deepEqual(await since(seq), ['session']);
+      seq = await store.lastRevocationSeq();
+      assert.equal((await store.deleteUserSessions(a, s3.idHash)).length, 1);
+      // one user-wide event however many sessions ended, naming them
+      assert.deepEqual(await since(seq), ['user']);
+      assert.deepEqual((await store.listRevocations(seq, 100, 0))[0]!.detail.sids, [handleOf(s2.idHash)]);
+      seq = await store.lastRevocationSeq();
+      assert.deepEqual(await store.deleteUserSessions(a, s3.idHash), []);
+      assert.deepEqual(await since(seq), [], 'nothing ended, nothing published');
+      await store.setUserRoles(a, ['ops']);
+      const claims = (await store.listRevocations(seq, 100, 0))[0]!;
+      assert.equal(claims.kind, 'claims');
+      assert.equal(claims.tokensIssuedBefore, (await store.getUserById(a))?.tokensNotBefore, 'the event carries the cutoff the user row got');
+      seq = await store.lastRevocationSeq();
+      const s4 = session(a);
+      await store.createSession(s4);
+      await store.changePassword(a, 'h2', s3.idHash);
+      assert.deepEqual(await since(seq), ['credential', 'user']);
+      assert.deepEqual((await store.listRevocations(seq, 100, 0))[1]!.detail.sids, [handleOf(s4.idHash)], 'the kept session is not named');
+      seq = await store.lastRevocationSeq();
+      await store.setUserDisabled(a, true);
+      const disabled = await store.listRevocations(seq, 100, 0);
+      assert.deepEqual(disabled.map((e) => [e.kind, e.detail.sids]), [['user', [handleOf(s3.idHash)]]]);
+      await store.setUserDisabled(a, false);
+      seq = await store.lastRevocationSeq();
+      await assert.rejects(store.changePassword('u_nobody', 'x'), { code: 'user_not_found' });
+      await assert.rejects(store.setUserDisabled('u_nobody', true), { code: 'user_not_found' });
+      assert.equal(await store.setUserRoles('u_nobody', ['x']), false);
+      assert.equal(await store.lastRevocationSeq(), seq, 'refused changes write no event');
+    });
+
+    it('the user token cutoff moves strictly forward with every change, even within one second', async () => {
+      const a = uid();
+      await store.createUser({ id: a, email: email(), passwordHash: 'h', createdAt: 1 });
+      const cutoffs: number[] = [];
+      for (const roles of [['a'], ['b'], ['c']]) {
+        await store.setUserRoles(a, roles);
+        cutoffs.push((await store.getUserById(a))!.tokensNotBefore!);
+      }
+      assert.ok(cutoffs[0]! < cutoffs[1]! && cutoffs[1]! < cutoffs[2]!, String(cutoffs));
+    });
+
+    it('revocation positions: strictly increasing by one, paged by afterSeq and limit, never reused after pruning', async () => {
+      let clock = 1_000_000;
+      store.setRevocationPolicy({ retainSeconds: 60, now: () => clock });
+      const a = uid();
+      await store.createUser({ id: a, email: email(), passwordHash: 'h', createdAt: 1 });
+      const start = await store.lastRevocationSeq();
+      const sessions = Array.from({ length: 5 }, () => session(a));
+      for (const s of sessions) await store.createSession(s);
+      for (const s of sessions.slice(0, 3)) await store.deleteSession(s.idHash);
+      const now = clock / 1000;
+      const first = await store.listRevocations(start, 100, now);
+      assert.deepEqual(first.map((e) => e.seq), [start + 1, start + 2, start + 3]);
+      assert.deepEqual(first.map((e) => e.sid), sessions.slice(0, 3).map((s) => handleOf(s.idHash)), 'in commit order');
+      assert.ok(first.every((e) => e.at === clock && e.until === now + 60));
+      // pages
+      assert.deepEqual((await store.listRevocations(start, 2, now)).map((e) => e.seq), [start + 1, start + 2]);
+      assert.deepEqual((await store.listRevocations(start + 2, 2, now)).map((e) => e.seq), [start + 3]);
+      // past their retention they are hidden at once, pruned later; positions stay taken
+      assert.deepEqual(await store.listRevocations(start, 100, now + 60), []);
+      assert.equal(await store.pruneRevocations(now + 59), 0);
+      assert.equal(await store.pruneRevocations(now + 60), 3);
+      assert.equal(await store.lastRevocationSeq(), start + 3);
+      clock += 120_000;
+      await store.deleteSession(sessions[3]!.idHash);
+      const after = await store.listRevocations(start, 100, clock / 1000);
+      assert.deepEqual(after.map((e) => e.seq), [start + 4], 'the next event continues after the pruned ones');
+    });
+
     it('sweeps sessions past their absolute or idle end, and only those', async () => {
       const a = uid();
       await store.createUser({ id: a, email: email(), passwordHash: 'h', createdAt: 1 });

@@ -203,6 +203,64 @@ export function tokenStoreContract(name: string, make: () => Promise<Store>) {
       assert.deepEqual(events.map((e) => [e.kind, e.detail]), [['session', { initiator: 'policy', reason: 'session_limit' }]]);
     });
 
+    it('many concurrent rotations of one token: exactly one rotates, the others share its successor, no reuse', async () => {
+      const f = await family();
+      const seqBefore = await store.lastRevocationSeq();
+      const attempts = Array.from({ length: 10 }, () => rotation(f, f.tokenHash, { now: 1101 }));
+      const outcomes = await Promise.all(attempts.map((r) => store.rotateRefreshToken(r)));
+      const winners = outcomes.flatMap((o, i) => (o.outcome === 'rotated' ? [attempts[i]!] : []));
+      assert.equal(winners.length, 1, outcomes.map((o) => o.outcome).join(','));
+      const winner = winners[0]!;
+      for (const o of outcomes) {
+        if (o.outcome === 'rotated') continue;
+        assert.equal(o.outcome, 'shared');
+        assert.deepEqual(o.outcome === 'shared' && o.successorSealed, winner.successorSealed);
+      }
+      assert.ok(await store.getSession(f.session.idHash), 'the session lives');
+      assert.equal((await store.findRefreshToken(winner.successorHash, f.keyHash))?.current, true);
+      assert.equal(await store.lastRevocationSeq(), seqBefore, 'no revocation');
+    });
+
+    it('many concurrent replays after the grace window: the family ends once, with one revocation event', async () => {
+      const f = await family();
+      const r1 = rotation(f, f.tokenHash);
+      await store.rotateRefreshToken(r1);
+      const seqBefore = await store.lastRevocationSeq();
+      const outcomes = await Promise.all(Array.from({ length: 8 }, () => store.rotateRefreshToken(rotation(f, f.tokenHash, { now: 1200 }))));
+      assert.ok(outcomes.some((o) => o.outcome === 'reused'));
+      assert.ok(outcomes.every((o) => o.outcome === 'reused' || o.outcome === 'unknown'), outcomes.map((o) => o.outcome).join(','));
+      assert.equal(await store.getSession(f.session.idHash), undefined);
+      assert.equal(await store.findRefreshToken(r1.successorHash, f.keyHash), undefined);
+      const events = await store.listRevocations(seqBefore, 10, 0);
+      assert.deepEqual(events.map((e) => [e.kind, e.detail]), [['session', { initiator: 'policy', reason: 'refresh_token_reuse' }]]);
+    });
+
+    it('concurrent revocations of one family: one caller gets the session, one event', async () => {
+      const f = await family();
+      const seqBefore = await store.lastRevocationSeq();
+      const results = await Promise.all(Array.from({ length: 6 }, () => store.revokeRefreshFamily({ familyKeyHash: f.keyHash }, 'latchkey')));
+      assert.equal(results.filter(Boolean).length, 1);
+      assert.equal((await store.listRevocations(seqBefore, 10, 0)).length, 1);
+    });
+
+    it('signing keys: concurrent schedulers of one rotation add one key', async () => {
+      await store.addSigningKey(key('k0', 100));
+      const added = await Promise.all(
+        Array.from({ length: 6 }, (_, i) => store.addSigningKey(key(`next${i}`, 500), { unlessScheduledAfter: 100 })),
+      );
+      assert.equal(added.filter(Boolean).length, 1);
+      assert.equal((await store.listSigningKeys()).length, 2);
+    });
+
+    it('signing keys: retiring writes one key event, once', async () => {
+      await store.addSigningKey(key('k1', 100));
+      const seqBefore = await store.lastRevocationSeq();
+      await Promise.all([store.retireSigningKey('k1', 150), store.retireSigningKey('k1', 151)]);
+      const events = await store.listRevocations(seqBefore, 10, 0);
+      assert.deepEqual(events.map((e) => [e.kind, e.kid]), [['key', 'k1']]);
+      assert.ok([150, 151].includes((await store.listSigningKeys())[0]!.retiredAt!), 'retired by whichever came first');
+    });
+
     it('audit events: pruneAuditEvents forgets those older than the cutoff, and only those', async () => {
       for (const at of [100, 199, 200, 300]) await store.appendAuditEvent({ at, type: 'a', userId: null, session: null, ip: null, detail: {} });
       assert.equal(await store.pruneAuditEvents(200), 2);

@@ -3,13 +3,13 @@
  * while the server runs, after the same data-dir checks `serve` makes. The state is in the store, which the server re-reads
  * every second; private keys are files in <dataDir>/keys.
  */
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { AuditLog } from '../audit/log.js';
 import { isLatchkeyError } from '../errors.js';
 import { parseEncryptionKey } from '../keys/material.js';
 import { prepareDataDir } from '../keys/secrets.js';
 import type { KeyView } from '../keys/service.js';
-import { SqliteStore } from '../store/sqlite/index.js';
+import { openStore } from '../store/open.js';
 import { createKeyService, revocationRetention } from '../tokens/services.js';
 import { CONFIG_FLAGS, configFlags } from './main.js';
 
@@ -63,7 +63,7 @@ export async function keysCommand(args: string[]): Promise<number> {
     }
     throw err;
   }
-  const store = new SqliteStore({ filename: join(dataDir, 'latchkey.sqlite') });
+  const store = openStore(config);
   try {
     await store.migrate();
     // a retirement from here is published by the server's feed; kept as long as the server would

@@ -6,11 +6,14 @@ import { parseArgs } from 'node:util';
 import { createLatchkey } from '../app.js';
 import { ConfigError, loadConfig, type ConfigOverrides } from '../config.js';
 import { keysCommand } from './keys.js';
+import { describeStore, openStore } from '../store/open.js';
+import { PostgresStore } from '../store/postgres/index.js';
 
 const HELP = `latchkey: sessions for browsers, short-lived JWTs for services
 
 Usage:
   latchkey serve [--port N] [--host H] [--data-dir DIR] [--config FILE]
+  latchkey migrate                  create or upgrade the store's schema (serve does it too at start)
   latchkey keys list [--json]       signing keys and their state (pending, active, retiring, retired)
   latchkey keys rotate [--now]      publish the next key; it signs after keys.prePublishSeconds (or at once)
   latchkey keys retire <kid>        stop a (compromised) key's tokens verifying; sessions live on
@@ -21,6 +24,8 @@ Options (environment equivalents in brackets):
   --host H          listen address, default 127.0.0.1 [LATCHKEY_HOST]
   --data-dir DIR    SQLite file, keys and secrets, default ./.latchkey [LATCHKEY_DATA_DIR]
   --config FILE     JSON config file [LATCHKEY_CONFIG]
+  [LATCHKEY_DATABASE_URL]  postgres://user:password@host:port/db: store everything in PostgreSQL
+                    (several nodes share it) instead of the SQLite file in the data dir
 
 Production: set LATCHKEY_KEY_ENCRYPTION_KEY to 32 random bytes, base64 (openssl rand -base64 32).
   With it, private signing keys and the secret files of the data dir are encrypted at rest
@@ -34,6 +39,7 @@ export type Command = (args: string[]) => Promise<number>;
 /** Commands added by other modules (keys, ...). */
 export const commands = new Map<string, Command>([
   ['serve', serve],
+  ['migrate', migrate],
   ['keys', keysCommand],
 ]);
 
@@ -87,7 +93,8 @@ async function serve(args: string[]): Promise<number> {
   const { config } = configFlags(args);
   const lk = await createLatchkey(config);
   await lk.http.listen({ port: config.port, host: config.host });
-  lk.http.log.info({ issuer: config.issuer, dataDir: config.dataDir }, 'latchkey ready');
+  // describeStore never shows a database password
+  lk.http.log.info({ issuer: config.issuer, dataDir: config.dataDir, store: describeStore(config) }, 'latchkey ready');
   await new Promise<void>((resolveStop) => {
     const stop = (signal: string) => {
       lk.http.log.info({ signal }, 'shutting down');
@@ -101,4 +108,35 @@ async function serve(args: string[]): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
   });
   return 0;
+}
+
+/**
+ * Apply pending schema migrations and exit. Safe to run from several nodes at once: on
+ * PostgreSQL they take turns under an advisory lock and each version is applied once.
+ */
+async function migrate(args: string[]): Promise<number> {
+  const { config, positionals } = configFlags(args);
+  if (positionals.length) {
+    process.stderr.write(`latchkey migrate: unexpected argument\n`);
+    return 2;
+  }
+  const store = openStore(config);
+  try {
+    if (store instanceof PostgresStore) {
+      const { from, to } = await store.migrateWithReport();
+      process.stdout.write(
+        from === to ? `schema at version ${to}, nothing to do (${describeStore(config)})\n` : `schema migrated from version ${from} to ${to} (${describeStore(config)})\n`,
+      );
+    } else {
+      await store.migrate();
+      process.stdout.write(`schema up to date (${describeStore(config)})\n`);
+    }
+    return 0;
+  } catch (err) {
+    // the driver's messages name the host and user at most, never the password; say which store
+    process.stderr.write(`latchkey migrate: ${(err as Error).message} (${describeStore(config)})\n`);
+    return 1;
+  } finally {
+    await store.close();
+  }
 }

@@ -23,6 +23,23 @@ const HANDLE_BYTES = 12;
  */
 export const handleOf = (idHash: Buffer): string => idHash.subarray(0, HANDLE_BYTES).toString('base64url');
 
+/**
+ * The range of session hashes a handle names: every hash starting with `handle` is in
+ * [start, end) under bytewise order (what SQLite blobs and PostgreSQL bytea compare by), so a
+ * store finds a session by handle with a range scan of its primary key.
+ */
+export function handleKeyRange(handle: Buffer): { start: Buffer; end: Buffer } {
+  const end = Buffer.from(handle);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i] = end[i]! + 1;
+      return { start: handle, end: end.subarray(0, i + 1) };
+    }
+  }
+  // all 0xff: longer than any 32-byte hash, so greater than every match
+  return { start: handle, end: Buffer.alloc(33, 0xff) };
+}
+
 /** Parse a handle from user input; undefined when it cannot be one. */
 export function parseHandle(handle: string): Buffer | undefined {
   if (handle.length !== 16) return undefined;

@@ -9,6 +9,7 @@ import { dirname } from 'node:path';
 import { Database, type Statement } from './driver.js';
 import { LatchkeyError } from '../../errors.js';
 import { handleOf } from '../../sessions/ids.js';
+import { userEventDetails } from '../../revocation/user-events.js';
 import type {
   AuditEvent,
   NewAuditEvent,
@@ -58,13 +59,6 @@ const SESSION_FROM = `sessions s JOIN users u ON u.rowid = s.user_rowid JOIN dev
 
 /** The sweep forgets unused device labels once there are more than this many. */
 export const DEVICE_PRUNE_ABOVE = 1024;
-
-/**
- * Session ids named by one user-wide revocation event. 200 handles (16 characters each) keep its
- * SET under 6 KiB even signed with RS256-4096, below @latchkey/verify's 8 KiB limit; the default
- * sessions.maxPerUser (50) always fits in one event.
- */
-export const SIDS_PER_EVENT = 200;
 
 export interface SqliteStoreOptions {
   /** File path, or ':memory:'. */
@@ -303,14 +297,7 @@ export class SqliteStore implements Store {
       this.revoke(kind, { userId, tokensIssuedBefore: cutoff, detail });
       return;
     }
-    // one event per change; only past SIDS_PER_EVENT sessions (sessions.maxPerUser above it) more, with the
-    // same cutoff, so that every SET stays within what a verifier accepts (8 KiB)
-    const sids = ended.map((s) => handleOf(s.idHash));
-    let i = 0;
-    do {
-      this.revoke(kind, { userId, tokensIssuedBefore: cutoff, detail: { ...detail, sids: sids.slice(i, i + SIDS_PER_EVENT) } });
-      i += SIDS_PER_EVENT;
-    } while (i < sids.length);
+    for (const d of userEventDetails(detail, ended)) this.revoke(kind, { userId, tokensIssuedBefore: cutoff, detail: d });
   }
 
   private revokeSession(s: Session, detail: Record<string, unknown>): void {

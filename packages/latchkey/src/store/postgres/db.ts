@@ -1,0 +1,152 @@
+/**
+ * The connection pool, transactions, and what every aggregate shares: the revocation
+ * events a transaction appends (written at its end, revocations.ts) and the advisory
+ * lock keys.
+ */
+import pg from 'pg';
+import type { RevocationKind, RevocationPolicy } from '../store.js';
+import { appendRevocations } from './revocations.js';
+
+/** Advisory lock keys (pg_advisory_lock(int, int)): the first is latchkey's, the second the purpose. */
+export const LOCK_SPACE = 0x6c6b; // "lk"
+export const LOCK_MIGRATE = 1;
+export const LOCK_KEYS = 2;
+
+/** bigint columns (Unix seconds and ms, positions) as numbers: they stay far below 2^53. */
+const INT8 = 20;
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+};
+
+export interface PendingRevocation {
+  at: number;
+  until: number;
+  kind: RevocationKind;
+  userId: string | null;
+  sid: string | null;
+  kid: string | null;
+  tokensIssuedBefore: number | null;
+  detail: Record<string, unknown>;
+}
+
+export interface RevocationFields {
+  userId?: string;
+  sid?: string;
+  kid?: string;
+  tokensIssuedBefore?: number;
+  detail?: Record<string, unknown>;
+}
+
+/** Db (a pooled connection per query) or Tx (the transaction's connection). */
+export interface Queryable {
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult<R>>;
+}
+
+/** One transaction under way: its client, and the events it appends. */
+export class Tx implements Queryable {
+  readonly events: PendingRevocation[] = [];
+  constructor(
+    readonly client: pg.PoolClient,
+    private readonly policy: RevocationPolicy,
+  ) {}
+
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult<R>> {
+    return this.client.query<R>(text as string, values);
+  }
+
+  /** Append one revocation event; it gets its position when the transaction ends. */
+  revoke(kind: RevocationKind, e: RevocationFields): void {
+    const at = this.policy.now();
+    this.events.push({
+      at,
+      until: Math.floor(at / 1000) + this.policy.retainSeconds,
+      kind,
+      userId: e.userId ?? null,
+      sid: e.sid ?? null,
+      kid: e.kid ?? null,
+      tokensIssuedBefore: e.tokensIssuedBefore ?? null,
+      detail: e.detail ?? {},
+    });
+  }
+
+  now(): number {
+    return this.policy.now();
+  }
+}
+
+/** SQLSTATEs worth running a transaction again for: deadlock detected, serialization failure. */
+const RETRYABLE = new Set(['40P01', '40001']);
+
+export class Db implements Queryable {
+  readonly pool: pg.Pool;
+  policy: RevocationPolicy = { retainSeconds: 3600, now: Date.now };
+
+  constructor(url: string, max: number) {
+    this.pool = new pg.Pool({ connectionString: url, max, types });
+    // an idle connection that breaks (server restart, network) is dropped by the pool; without a
+    // listener the 'error' event would end the process. The next query opens a new connection.
+    this.pool.on('error', () => undefined);
+  }
+
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult<R>> {
+    return this.pool.query<R>(text as string, values);
+  }
+
+  /**
+   * Run `fn` in one READ COMMITTED transaction; its revocation events are appended last,
+   * then COMMIT, then the feed is told. A deadlock or serialization failure runs it again
+   * (it is rolled back first, so nothing of the failed try remains).
+   *
+   * Lock order, to keep deadlocks rare: user row, then session rows, then refresh tokens,
+   * then the revocation position (always last, held only for the commit).
+   */
+  async tx<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.pool.connect();
+      const tx = new Tx(client, this.policy);
+      let broken: Error | undefined;
+      try {
+        await client.query('BEGIN');
+        const value = await fn(tx);
+        if (tx.events.length) await appendRevocations(client, tx.events);
+        await client.query('COMMIT');
+        if (tx.events.length) this.policy.onWrite?.();
+        return value;
+      } catch (err) {
+        try {
+          await client.query('ROLLBACK');
+        } catch (rollbackErr) {
+          // the connection is unusable: the pool must not hand it out again
+          broken = rollbackErr as Error;
+        }
+        if (attempt < 5 && RETRYABLE.has((err as { code?: string }).code ?? '')) continue;
+        throw err;
+      } finally {
+        client.release(broken);
+      }
+    }
+  }
+
+  /** Run `fn` on one connection holding the session-level advisory lock `key`. */
+  async withLock<T>(key: number, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('SELECT pg_advisory_lock($1, $2)', [LOCK_SPACE, key]);
+      try {
+        return await fn(client);
+      } finally {
+        await client.query('SELECT pg_advisory_unlock($1, $2)', [LOCK_SPACE, key]).catch((err: Error) => {
+          broken = err;
+        });
+      }
+    } catch (err) {
+      // a broken connection takes its session locks with it when the pool destroys it
+      broken ??= err as Error;
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  }
+}

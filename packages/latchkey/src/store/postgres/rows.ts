@@ -1,0 +1,82 @@
+/** Rows to contract types, shared by the aggregates. */
+import type { Session, User, UserWithSecret } from '../store.js';
+
+export interface UserRow {
+  id: string;
+  email: string;
+  password_hash: string;
+  roles: string[];
+  disabled: boolean;
+  created_at: number;
+  tokens_not_before: number;
+}
+
+export interface SessionRow {
+  id_hash: Buffer;
+  user_id: string;
+  created_at: number;
+  last_seen_at: number;
+  expires_at: number;
+  device: string;
+  ip: string;
+  idle_timeout: number | null;
+}
+
+/** A session row joined with its user's columns (prefixed where the names clash). */
+export interface SessionUserRow extends SessionRow {
+  email: string;
+  roles: string[];
+  disabled: boolean;
+  user_created_at: number;
+  tokens_not_before: number;
+}
+
+export const SESSION_COLS = 's.id_hash, s.user_id, s.created_at, s.last_seen_at, s.expires_at, s.device, s.ip, s.idle_timeout';
+export const USER_COLS = 'u.email, u.roles, u.disabled, u.created_at AS user_created_at, u.tokens_not_before';
+
+export function toUser(r: UserRow): UserWithSecret {
+  return {
+    id: r.id,
+    email: r.email,
+    passwordHash: r.password_hash,
+    roles: r.roles,
+    disabled: r.disabled,
+    createdAt: r.created_at,
+    tokensNotBefore: r.tokens_not_before,
+  };
+}
+
+export function toSession(r: SessionRow): Session {
+  const s: Session = {
+    idHash: r.id_hash,
+    userId: r.user_id,
+    createdAt: r.created_at,
+    lastSeenAt: r.last_seen_at,
+    expiresAt: r.expires_at,
+    device: r.device,
+    ip: r.ip,
+  };
+  if (r.idle_timeout !== null) s.idleTimeoutSeconds = r.idle_timeout;
+  return s;
+}
+
+export function joinedUser(r: SessionUserRow): User {
+  return {
+    id: r.user_id,
+    email: r.email,
+    roles: r.roles,
+    disabled: r.disabled,
+    createdAt: r.user_created_at,
+    tokensNotBefore: r.tokens_not_before,
+  };
+}
+
+/** Sessions in the order listSessions gives them: newest first, then by hash. */
+export function newestFirst(a: Session, b: Session): number {
+  return b.createdAt - a.createdAt || Buffer.compare(a.idHash, b.idHash);
+}
+
+/** Least recently used first: the order the per-user cap evicts in. */
+export function leastRecentlyUsedFirst(a: Session, b: Session): number {
+  return a.lastSeenAt - b.lastSeenAt || a.createdAt - b.createdAt || Buffer.compare(a.idHash, b.idHash);
+}
