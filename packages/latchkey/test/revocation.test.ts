@@ -246,10 +246,20 @@ describe('what each kind of revocation publishes', () => {
     // nothing in this process woke the feed: only its poll of the store can find the event
     const m = await nextSet(r, from, (p) => (p.sub_id as { id?: string }).id === kid);
     assert.ok('urn:latchkey:event-type:signing-key-revoked' in (decodeJwt(m.data).events as object));
-    // the server has noticed the retirement and moved on to a new key by the time it can sign
-    const deadline = Date.now() + 3000;
-    while (srv.lk.context.keys.signer().kid === kid && Date.now() < deadline) await new Promise((x) => setTimeout(x, 100));
-    assert.notEqual(srv.lk.context.keys.signer().kid, kid);
+    // the server has noticed the retirement and moved on to a new key by the time it can sign; retired
+    // behind its back with no replacement (not as `keys retire` does it), it has none to sign with until
+    // its next round creates one
+    const signerKid = () => {
+      try {
+        return srv.lk.context.keys.signer().kid;
+      } catch {
+        return undefined;
+      }
+    };
+    const deadline = Date.now() + 10_000;
+    while ((signerKid() ?? kid) === kid && Date.now() < deadline) await new Promise((x) => setTimeout(x, 100));
+    const next = signerKid();
+    assert.ok(next !== undefined && next !== kid, `signs with ${next}`);
   });
 
   it('two user-wide changes in the same second: the second cutoff is past the first, so tokens minted between them are revoked too', async () => {

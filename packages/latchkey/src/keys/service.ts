@@ -336,6 +336,9 @@ export class KeyService {
         }
       }
     }
+    // with the records: a caller of signer() between this and a later step must not find the new
+    // active key (another process's replacement) without its private half, and nothing to sign with
+    this.loadPrivateKeys();
   }
 
   private seconds(): number {
