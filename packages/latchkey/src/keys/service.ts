@@ -97,7 +97,6 @@ export class KeyService {
    */
   async start(): Promise<void> {
     await this.load({ emit: false });
-    this.loadPrivateKeys();
     const t = this.seconds();
     const active = this.records.find((r) => this.stateOf(r, t) === 'active');
     const pendingOfAlg = this.records.some((r) => this.stateOf(r, t) === 'pending' && r.alg === this.settings.algorithm);
@@ -132,7 +131,6 @@ export class KeyService {
     if (this.ticking) return this.ticking;
     this.ticking = (async () => {
       await this.load({ emit: true });
-      this.loadPrivateKeys();
       await this.rotateIfDue();
       const t = this.seconds();
       for (const r of this.records) {
