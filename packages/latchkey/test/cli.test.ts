@@ -18,7 +18,7 @@ function start(args: string[], env: Record<string, string> = {}) {
   return { child, exited, output: () => out };
 }
 
-async function waitHealthy(url: string, ms = 10000): Promise<void> {
+async function waitHealthy(url: string, ms = 30000): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     try {
