@@ -204,6 +204,21 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    /**
+     * Optional Redis (`redis://` or `rediss://` URL, credentials in it if any; from
+     * LATCHKEY_REDIS_URL): rate-limit counters shared by every node. Nothing depends on
+     * it for correctness: while it is down each node counts in its own persistent limiter.
+     */
+    redis: Type.Optional(
+      Type.Object(
+        {
+          url: Type.String({ pattern: '^rediss?://[^\\s]+$' }),
+          /** A Redis command not answered within this falls back. */
+          commandTimeoutMs: Type.Integer({ minimum: 10, maximum: 60000, default: 500 }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     gateway: Type.Object(
       {
         routes: Type.Array(RouteSchema, { default: [] }),
@@ -276,6 +291,9 @@ export function loadConfig(
   // a nested key, so not in ENV; a secret, so env rather than the config file is the usual home
   const kek = env.LATCHKEY_KEY_ENCRYPTION_KEY;
   if (kek) raw.keys = { ...(raw.keys as Record<string, unknown> | undefined), encryptionKey: kek };
+  // nested too, and it may carry a password
+  const redisUrl = env.LATCHKEY_REDIS_URL;
+  if (redisUrl) raw.redis = { ...(raw.redis as Record<string, unknown> | undefined), url: redisUrl };
   if (overrides.port !== undefined) raw.port = overrides.port;
   if (overrides.host !== undefined) raw.host = overrides.host;
   if (overrides.dataDir !== undefined) raw.dataDir = overrides.dataDir;
