@@ -66,7 +66,7 @@ export async function createLatchkey(config: Config, opts: CreateOptions = {}): 
   // by every node, and this file counts for this node while Redis is down (never memory)
   const localLimiters = new SqliteLimiterBackend(join(dataDir, 'ratelimits.sqlite'));
   const redis = config.redis ? new RedisConnection(config.redis) : undefined;
-  const limiters: LimiterBackend = redis ? new RedisLimiterBackend(redis.client, localLimiters, redis) : localLimiters;
+  const limiters: LimiterBackend = redis ? new RedisLimiterBackend(redis.client, localLimiters, redis, config.redis!.keyPrefix) : localLimiters;
 
   const hasher = new PasswordHasher(config.passwords.argon2);
   const closeLimiters = async () => {

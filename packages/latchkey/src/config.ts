@@ -213,6 +213,8 @@ export const ConfigSchema = Type.Object(
       Type.Object(
         {
           url: Type.String({ pattern: '^rediss?://[^\\s]+$' }),
+          /** Prefix of every key latchkey writes (clusters sharing one Redis use different ones). */
+          keyPrefix: Type.String({ pattern: '^[A-Za-z0-9:._-]{1,64}$', default: 'latchkey:' }),
           /** A Redis command not answered within this falls back. */
           commandTimeoutMs: Type.Integer({ minimum: 10, maximum: 60000, default: 500 }),
         },

@@ -124,6 +124,8 @@ export class RedisLimiterBackend implements LimiterBackend {
     private readonly client: Redis,
     readonly fallback: LimiterBackend,
     private readonly health: BackendHealth,
+    /** Before every key: `redis.keyPrefix`. */
+    private readonly prefix: string,
   ) {}
 
   limiter(spec: LimiterSpec): Limiter {
@@ -133,7 +135,7 @@ export class RedisLimiterBackend implements LimiterBackend {
       rejectIfRedisNotReady: true,
       points: spec.points,
       duration: spec.durationSeconds,
-      keyPrefix: `latchkey:rl:${spec.keyPrefix}`,
+      keyPrefix: `${this.prefix}rl:${spec.keyPrefix}`,
     });
     return new FailoverLimiter(primary, this.fallback.limiter(spec), this.health);
   }
