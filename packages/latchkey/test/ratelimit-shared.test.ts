@@ -14,6 +14,7 @@ import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { SqliteLimiterBackend } from '../src/accounts/limiters.js';
 import { Database } from '../src/store/sqlite/driver.js';
+import { ConfigError, loadConfig, parseConfig } from '../src/config.js';
 import { Client, FAST_ARGON2, freePort, json, startServer } from './helpers.js';
 import { startPrivateRedis, testRedis } from './redis-helpers.js';
 
@@ -113,9 +114,9 @@ describe('rate limits without Redis: SQLite in the data dir', () => {
     }
   });
 
-  it('two processes on one data dir share each limit: of 24 concurrent guesses over both, exactly loginPerIp are checked', async () => {
+  it('two processes on one data dir share each limit: of concurrent guesses over both, exactly the limit are checked', async () => {
     const dataDir = join(tmp, 'shared-dir');
-    const config = { trustProxy: 1, rateLimit: { loginPerIp: 6, loginPerAccount: 100 } };
+    const config = { trustProxy: 1, rateLimit: { loginPerIp: 6, loginPerAccount: 100, accountFreeFailures: 3 } };
     const a = await serve(dataDir, config);
     const b = await serve(dataDir, config);
     try {
@@ -125,6 +126,14 @@ describe('rate limits without Redis: SQLite in the data dir', () => {
       // and a later guess at either is refused
       assert.equal((await wrongLogin(a.url, 'later@example.com', '203.0.113.77')).status, 429);
       assert.equal((await wrongLogin(b.url, 'later@example.com', '203.0.113.77')).status, 429);
+
+      // the per-account gate across both: of 16 concurrent guesses from 16 addresses, the free
+      // failures and the one attempt the backoff allows are checked, no more
+      assert.equal((await new Client(a.url).signup('gate@example.com')).status, 201);
+      const gate = await Promise.all(Array.from({ length: 16 }, (_, i) => wrongLogin([a.url, b.url][i % 2]!, 'gate@example.com', `198.18.30.${i}`)));
+      const gateStatuses = gate.map((r) => r.status);
+      assert.equal(count(gateStatuses, 401), 3 + 1, gateStatuses.join(' '));
+      assert.equal(count(gateStatuses, 429), 12, gateStatuses.join(' '));
     } finally {
       await Promise.all([a.stop(), b.stop()]);
     }
@@ -157,6 +166,15 @@ describe('rate limits without Redis: SQLite in the data dir', () => {
 });
 
 describe('rate limits with Redis', () => {
+  it('config: redis.url from LATCHKEY_REDIS_URL; only redis:// and rediss:// URLs; off by default', () => {
+    assert.equal(parseConfig({}).redis, undefined);
+    const cfg = loadConfig({}, { LATCHKEY_REDIS_URL: 'redis://:secret@10.0.0.5:6380/2' });
+    assert.deepEqual(cfg.redis, { url: 'redis://:secret@10.0.0.5:6380/2', keyPrefix: 'latchkey:', commandTimeoutMs: 500 });
+    assert.throws(() => parseConfig({ redis: { url: 'http://10.0.0.5' } }), /^ConfigError: invalid config: redis\.url: /);
+    assert.throws(() => parseConfig({ redis: { url: 'redis://x', keyPrefix: 'a b' } }), /^ConfigError: invalid config: redis\.keyPrefix: /);
+    assert.throws(() => parseConfig({ redis: { url: 'redis://x', extra: 1 } }), ConfigError);
+  });
+
   it('two nodes with separate data dirs and one Redis share each limit (and write nothing locally)', async () => {
     const redis = await testRedis();
     const env = { LATCHKEY_REDIS_URL: redis.url };
@@ -221,6 +239,33 @@ describe('rate limits with Redis', () => {
       assert.match(logged[1]!, /^warn redis recovered/);
     } finally {
       probe.disconnect();
+      await srv.close();
+      await redis.stop();
+    }
+  });
+
+  it('Redis that stops answering (connection held open): commands time out, the node\'s own limiter answers, and it recovers', async () => {
+    const redis = await startPrivateRedis();
+    const srv = await startServer({ trustProxy: 1, rateLimit: { loginPerIp: 2, loginPerAccount: 100 }, redis: { url: redis.url, commandTimeoutMs: 100 } });
+    const logged: string[] = [];
+    try {
+      const conn = srv.lk.redis!;
+      conn.setLog({ error: (_o, msg) => logged.push(`error ${msg}`), warn: (msg) => logged.push(`warn ${msg}`) });
+      assert.equal((await wrongLogin(srv.url, 'hung.0@example.com', '198.18.40.1')).status, 401);
+      redis.pause();
+      const during: number[] = [];
+      for (let i = 1; i <= 3; i++) during.push((await wrongLogin(srv.url, `hung.${i}@example.com`, '198.18.40.2')).status);
+      assert.deepEqual(during, [401, 401, 429]);
+      assert.equal(logged.length, 1, logged.join('\n'));
+      assert.match(logged[0]!, /^error redis unavailable \(rate limit\)/);
+      redis.resume();
+      // the first answered command ends the outage
+      for (let i = 0; conn.isDown; i++) {
+        assert.ok(i < 100, 'redis did not answer again');
+        await wrongLogin(srv.url, `hung.after.${i}@example.com`, `198.18.41.${i}`);
+      }
+      assert.match(logged[1]!, /^warn redis recovered/);
+    } finally {
       await srv.close();
       await redis.stop();
     }

@@ -11,6 +11,9 @@ export interface TestRedis {
   port: number;
   /** Kill the server (SIGKILL: an outage, not a shutdown); resolves once it has exited. */
   kill(): Promise<void>;
+  /** SIGSTOP / SIGCONT: a server that holds its connections but answers nothing, then resumes. */
+  pause(): void;
+  resume(): void;
   /** Start it again on the same port (empty: it keeps nothing). */
   restart(): Promise<void>;
   stop(): Promise<void>;
@@ -46,7 +49,22 @@ export async function startPrivateRedis(): Promise<TestRedis> {
     await exited;
   };
   await launch();
-  return { url: `redis://127.0.0.1:${port}`, port, kill, restart: launch, stop: kill };
+  const signal = (sig: NodeJS.Signals) => {
+    if (child) child.kill(sig);
+  };
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    kill,
+    restart: launch,
+    pause: () => signal('SIGSTOP'),
+    resume: () => signal('SIGCONT'),
+    // a stopped server ignores SIGKILL's delivery until continued: continue it first
+    stop: async () => {
+      signal('SIGCONT');
+      await kill();
+    },
+  };
 }
 
 /** The runner's Redis, or a private one (stop() then ends it). */
