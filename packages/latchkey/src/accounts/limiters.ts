@@ -10,8 +10,9 @@
  * - Redis (`redis.url`): shared by every node; when Redis cannot answer, each
  *   operation falls back to the SQLite limiter (per node, still persistent:
  *   never memory), so limits stay enforced through an outage.
- * - PostgreSQL: one more `LimiterBackend` (rate-limiter-flexible's
- *   RateLimiterPostgres on the store's pool), chosen in app.ts like these.
+ * - PostgreSQL (with the PostgreSQL store, not yet wired): one more
+ *   `LimiterBackend` (rate-limiter-flexible's RateLimiterPostgres on the
+ *   store's pool), chosen in app.ts like these and the Redis fallback there.
  *
  * Every operation Throttle uses is one atomic statement or script in each
  * backend: consume with a custom duration (SQLite: one INSERT ... ON CONFLICT
