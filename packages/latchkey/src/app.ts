@@ -23,7 +23,7 @@ import { webRoutes } from './web/routes.js';
 import { parseEncryptionKey } from './keys/material.js';
 import { prepareDataDir } from './keys/secrets.js';
 import { RedisLimiterBackend, SqliteLimiterBackend, type LimiterBackend } from './accounts/limiters.js';
-import { RedisConnection } from './redis.js';
+import type { RedisConnection } from './redis.js';
 
 export interface Latchkey {
   config: Config;
@@ -65,7 +65,8 @@ export async function createLatchkey(config: Config, opts: CreateOptions = {}): 
   // rate limits outlive restarts and are shared by every process on this data dir; with Redis,
   // by every node, and this file counts for this node while Redis is down (never memory)
   const localLimiters = new SqliteLimiterBackend(join(dataDir, 'ratelimits.sqlite'));
-  const redis = config.redis ? new RedisConnection(config.redis) : undefined;
+  // loaded only when configured: ioredis is not free to import, and most deployments have no Redis
+  const redis = config.redis ? new (await import('./redis.js')).RedisConnection(config.redis) : undefined;
   const limiters: LimiterBackend = redis ? new RedisLimiterBackend(redis.client, localLimiters, redis, config.redis!.keyPrefix) : localLimiters;
 
   const hasher = new PasswordHasher(config.passwords.argon2);
