@@ -189,7 +189,6 @@ describe('rate limits with Redis', () => {
       assert.equal(count(statuses, 429), 15, statuses.join(' '));
       assert.equal(limiterRows(dirA), 0);
       assert.equal(limiterRows(dirB), 0);
-      assert.ok(!/redis unavailable/.test(a.output() + b.output()), a.output() + b.output());
     } finally {
       await Promise.all([a.stop(), b.stop()]);
       await redis.stop();
