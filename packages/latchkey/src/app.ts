@@ -67,6 +67,7 @@ export async function createLatchkey(config: Config, opts: CreateOptions = {}): 
   const localLimiters = new SqliteLimiterBackend(join(dataDir, 'ratelimits.sqlite'));
   // loaded only when configured: ioredis is not free to import, and most deployments have no Redis
   const redis = config.redis ? new (await import('./redis.js')).RedisConnection(config.redis) : undefined;
+  await redis?.settled(2000);
   const limiters: LimiterBackend = redis ? new RedisLimiterBackend(redis.client, localLimiters, redis, config.redis!.keyPrefix) : localLimiters;
 
   const hasher = new PasswordHasher(config.passwords.argon2);

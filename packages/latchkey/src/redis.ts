@@ -41,6 +41,28 @@ export class RedisConnection {
     this.client.on('ready', () => this.recovered());
   }
 
+  /**
+   * Resolves once the first connection attempt has settled (ready, failed, or `timeoutMs`
+   * passed), so a node whose Redis is up counts there from its first request instead of
+   * splitting its first counts between Redis and the fallback. Never rejects: start-up
+   * does not depend on Redis.
+   */
+  settled(timeoutMs: number): Promise<void> {
+    if (this.client.status === 'ready' || this.down) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.client.off('ready', done);
+        this.client.off('error', done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      timer.unref();
+      this.client.once('ready', done);
+      this.client.once('error', done);
+    });
+  }
+
   /** Where outages are reported; one that began before is reported now. */
   setLog(log: OutageLog): void {
     this.log = log;
