@@ -22,6 +22,8 @@ import { gatewayRoutes } from './http/routes/gateway.js';
 import { webRoutes } from './web/routes.js';
 import { parseEncryptionKey } from './keys/material.js';
 import { prepareDataDir } from './keys/secrets.js';
+import { RedisLimiterBackend, SqliteLimiterBackend, type LimiterBackend } from './accounts/limiters.js';
+import type { RedisConnection } from './redis.js';
 
 export interface Latchkey {
   config: Config;
@@ -30,6 +32,10 @@ export interface Latchkey {
   /** The revocation feed (subscriber count for operators and benchmarks). */
   revocations: RevocationFeed;
   store: Store;
+  /** Where rate-limit counters live: the data dir's ratelimits.sqlite, or Redis over it. */
+  limiters: LimiterBackend;
+  /** The Redis connection when `redis.url` is set. */
+  redis: RedisConnection | undefined;
   context: Context;
   /** Warnings logged once at start (secrets stored unencrypted, permissions tightened, files sealed). */
   notices: readonly string[];
@@ -62,12 +68,24 @@ export async function createLatchkey(config: Config, opts: CreateOptions = {}): 
   let wakeFeed = (): void => undefined;
   store.setRevocationPolicy({ retainSeconds: revocationRetention(config), now, onWrite: () => wakeFeed() });
 
+  // rate limits outlive restarts and are shared by every process on this data dir; with Redis,
+  // by every node, and this file counts for this node while Redis is down (never memory)
+  const localLimiters = new SqliteLimiterBackend(join(dataDir, 'ratelimits.sqlite'));
+  // loaded only when configured: ioredis is not free to import, and most deployments have no Redis
+  const redis = config.redis ? new (await import('./redis.js')).RedisConnection(config.redis) : undefined;
+  await redis?.settled(2000);
+  const limiters: LimiterBackend = redis ? new RedisLimiterBackend(redis.client, localLimiters, redis, config.redis!.keyPrefix) : localLimiters;
+
   const hasher = new PasswordHasher(config.passwords.argon2);
+  const closeLimiters = async () => {
+    await redis?.close();
+    await limiters.close();
+  };
   const sessions = new SessionService(store, config.sessions, now);
   const csrf = new CsrfGuard(config.issuer, config.allowedOrigins, secrets['csrf.key']);
   const tokenServices = await createTokenServices({ config, store, sessions, sealKey: secrets['refresh.key'], now });
   const { keys, tokens, refresh, clients, audit } = tokenServices;
-  const accounts = new AccountService(store, hasher, config.passwords, config.rateLimit, audit, now, secrets['device.key']);
+  const accounts = new AccountService(store, hasher, config.passwords, config.rateLimit, limiters, audit, now, secrets['device.key']);
   const context: Context = { config, store, accounts, sessions, csrf, keys, tokens, refresh, clients, audit };
 
   // the BFF: session cookie in, a short-lived token per upstream audience out
@@ -86,18 +104,22 @@ export async function createLatchkey(config: Config, opts: CreateOptions = {}): 
     // e.g. a gateway prefix over a built-in route: nothing is left running behind the ConfigError
     revocations.stop();
     await store.close();
+    await closeLimiters();
     throw err;
   }
   tokenServices.start((err, what) => http.log.error({ err }, what));
   // once per start, where operators look: plaintext secrets, modes that had to be tightened
   for (const notice of notices) http.log.warn(notice);
   revocations.onError = (err, what) => http.log.error({ err }, what);
+  redis?.setLog(http.log);
 
   // expired sessions are refused on read; the sweep only reclaims space (and unused device labels),
   // and deletes audit events past audit.retentionDays
   const sweep = setInterval(() => {
     sessions.sweep().catch((err: unknown) => http.log.error({ err }, 'session sweep failed'));
     audit.sweep().catch((err: unknown) => http.log.error({ err }, 'audit sweep failed'));
+    // limiter rows carry wall-clock expiry (rate-limiter-flexible reads Date.now), not the injected clock
+    limiters.sweep(Date.now()).catch((err: unknown) => http.log.error({ err }, 'rate-limit sweep failed'));
   }, 60_000);
   sweep.unref();
 
@@ -106,6 +128,8 @@ export async function createLatchkey(config: Config, opts: CreateOptions = {}): 
     gateway,
     revocations,
     store,
+    limiters,
+    redis,
     context,
     notices,
     http,
@@ -115,6 +139,7 @@ export async function createLatchkey(config: Config, opts: CreateOptions = {}): 
       revocations.stop();
       await http.close();
       await store.close();
+      await closeLimiters();
     },
   };
 }

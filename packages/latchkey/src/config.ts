@@ -226,6 +226,23 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    /**
+     * Optional Redis (`redis://` or `rediss://` URL, credentials in it if any; from
+     * LATCHKEY_REDIS_URL): rate-limit counters shared by every node. Nothing depends on
+     * it for correctness: while it is down each node counts in its own persistent limiter.
+     */
+    redis: Type.Optional(
+      Type.Object(
+        {
+          url: Type.String({ pattern: '^rediss?://[^\\s]+$' }),
+          /** Prefix of every key latchkey writes (clusters sharing one Redis use different ones). */
+          keyPrefix: Type.String({ pattern: '^[A-Za-z0-9:._-]{1,64}$', default: 'latchkey:' }),
+          /** A Redis command not answered within this falls back. */
+          commandTimeoutMs: Type.Integer({ minimum: 10, maximum: 60000, default: 500 }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     gateway: Type.Object(
       {
         routes: Type.Array(RouteSchema, { default: [] }),
@@ -304,6 +321,9 @@ export function loadConfig(
   }
   const kek = env.LATCHKEY_KEY_ENCRYPTION_KEY;
   if (kek) raw.keys = { ...(raw.keys as Record<string, unknown> | undefined), encryptionKey: kek };
+  // nested too, and it may carry a password
+  const redisUrl = env.LATCHKEY_REDIS_URL;
+  if (redisUrl) raw.redis = { ...(raw.redis as Record<string, unknown> | undefined), url: redisUrl };
   if (overrides.port !== undefined) raw.port = overrides.port;
   if (overrides.host !== undefined) raw.host = overrides.host;
   if (overrides.dataDir !== undefined) raw.dataDir = overrides.dataDir;

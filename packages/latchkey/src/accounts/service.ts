@@ -19,6 +19,7 @@ import type { Store, User } from '../store/store.js';
 import { legacyEmailForm, normaliseEmail } from './email.js';
 import { KnownDevices } from './known-devices.js';
 import { checkPasswordPolicy, normalisePassword, type PasswordHasher, type PasswordPolicy } from './passwords.js';
+import type { LimiterBackend } from './limiters.js';
 import { Throttle, type LoginLimits } from './throttle.js';
 
 export type { LoginLimits } from './throttle.js';
@@ -35,12 +36,14 @@ export class AccountService {
     private readonly hasher: PasswordHasher,
     private readonly policy: PasswordPolicy,
     limits: LoginLimits,
+    /** Where the rate-limit counters live (shared by every process and node on it). */
+    limiters: LimiterBackend,
     private readonly audit: AuditLog,
     private readonly now: () => number,
     /** Key of the device-cookie HMAC (a data-dir secret, so cookies outlive restarts). */
     deviceKey: Buffer,
   ) {
-    this.throttle = new Throttle(limits);
+    this.throttle = new Throttle(limits, limiters);
     this.devices = new KnownDevices(deviceKey);
   }
 

@@ -1,6 +1,8 @@
 /**
- * Every rate limit on password checks and sign-ups, built in one place
- * (in memory today; a shared store later only changes `limiter`).
+ * Every rate limit on password checks and sign-ups, built in one place from
+ * a LimiterBackend (accounts/limiters.ts): counters live in SQLite, Redis or
+ * PostgreSQL, shared by every process and node and kept across restarts;
+ * none is held in process memory (an unknown email's counters included).
  *
  * - per (client network, email) and per client network: the classic limits;
  *   IPv6 clients are keyed by their /64 (one subscriber's allocation: rotating
@@ -16,8 +18,9 @@
  *   that it is treated as unknown.
  */
 import { isIPv6 } from 'node:net';
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterRes } from 'rate-limiter-flexible';
 import { LatchkeyError } from '../errors.js';
+import type { Limiter, LimiterBackend } from './limiters.js';
 
 export interface LoginLimits {
   /** Failed logins per (network, email), wrong current passwords per user, wrong passwords per device cookie. */
@@ -30,11 +33,6 @@ export interface LoginLimits {
   accountBackoffSeconds: number;
   accountBackoffMaxSeconds: number;
   accountWindowSeconds: number;
-}
-
-/** The one constructor of limiters: the place to swap in a shared store. */
-function limiter(points: number, durationSeconds: number, keyPrefix: string): RateLimiterMemory {
-  return new RateLimiterMemory({ points, duration: durationSeconds, keyPrefix });
 }
 
 /**
@@ -82,17 +80,22 @@ export function backoffSeconds(n: number, limits: Pick<LoginLimits, 'accountBack
 }
 
 export class Throttle {
-  private readonly perIpAccount: RateLimiterMemory;
-  private readonly perIp: RateLimiterMemory;
-  private readonly accountFailures: RateLimiterMemory;
+  private readonly perIpAccount: Limiter;
+  private readonly perIp: Limiter;
+  private readonly accountFailures: Limiter;
   /** One point per backoff period: taking it is the one attempt that period allows (atomic). */
-  private readonly accountGate: RateLimiterMemory;
-  private readonly perDevice: RateLimiterMemory;
-  private readonly perUserPassword: RateLimiterMemory;
-  private readonly signups: RateLimiterMemory;
+  private readonly accountGate: Limiter;
+  private readonly perDevice: Limiter;
+  private readonly perUserPassword: Limiter;
+  private readonly signups: Limiter;
 
-  constructor(private readonly limits: LoginLimits) {
+  constructor(
+    private readonly limits: LoginLimits,
+    backend: LimiterBackend,
+  ) {
     const w = limits.windowSeconds;
+    // the one place limiters are made: the backend decides where their counters live
+    const limiter = (points: number, durationSeconds: number, keyPrefix: string) => backend.limiter({ points, durationSeconds, keyPrefix });
     this.perIpAccount = limiter(limits.loginPerAccount, w, 'login-ip-email');
     this.perIp = limiter(limits.loginPerIp, w, 'login-ip');
     // never refuses by itself: it counts, and the gate decides
@@ -161,7 +164,7 @@ export class Throttle {
 }
 
 /** Take one point from `limiter` for `key`, or throw rate_limited (consume is atomic). */
-async function take(l: RateLimiterMemory, key: string, message: string): Promise<void> {
+async function take(l: Limiter, key: string, message: string): Promise<void> {
   try {
     await l.consume(key, 1);
   } catch (r) {
@@ -170,7 +173,7 @@ async function take(l: RateLimiterMemory, key: string, message: string): Promise
   }
 }
 
-async function tryTake(l: RateLimiterMemory, key: string): Promise<boolean> {
+async function tryTake(l: Limiter, key: string): Promise<boolean> {
   try {
     await l.consume(key, 1);
     return true;
