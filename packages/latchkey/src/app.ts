@@ -2,7 +2,7 @@
  * Assemble a latchkey instance from a config: store, domain services, HTTP.
  * Used by `latchkey serve`, by tests, and by benchmarks.
  */
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { AccountService } from './accounts/service.js';
 import { PasswordHasher } from './accounts/passwords.js';
