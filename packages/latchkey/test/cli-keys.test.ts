@@ -42,7 +42,8 @@ describe('latchkey keys: the data-dir checks serve makes', () => {
   const snapshot = (dir: string) =>
     Object.fromEntries(
       [...readdirSync(dir), ...readdirSync(join(dir, 'keys')).map((f) => `keys/${f}`)]
-        .filter((f) => f !== 'keys' && !f.startsWith('latchkey.sqlite'))
+        // the secret files and keys; not the databases (the store's, the rate limits')
+        .filter((f) => f !== 'keys' && !/\.sqlite(-wal|-shm|-journal)?$/.test(f))
         .map((f) => [f, readFileSync(join(dir, f), 'utf8')]),
     );
 
