@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it, type TestContext } from 'node:test';
+import pg from 'pg';
 import { createLatchkey, type Latchkey } from '../src/app.js';
 import { parseConfig } from '../src/config.js';
 import { ADMIN_KEY, Client, FAST_ARGON2, freePort, json } from './helpers.js';
@@ -160,6 +161,44 @@ for (const kind of ['postgres', 'sqlite'] as const) {
       assert.equal(await accepted(u.main), false);
       t.diagnostic(`disabled on A, refused by B after ${ms.toFixed(1)} ms`);
     });
+
+    if (kind === 'postgres') {
+      it('the LISTEN connection killed: the node logs it, reconnects by itself, and still refuses a revoked session', async (t: TestContext) => {
+        const url = store!.url as string;
+        const admin = new pg.Client({ connectionString: url });
+        await admin.connect();
+        const listeners = async () =>
+          (
+            await admin.query<{ pid: number }>(
+              "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN latchkey_revocations' AND pid <> pg_backend_pid()",
+            )
+          ).rows.map((r) => r.pid);
+        try {
+          const before = await listeners();
+          assert.equal(before.length, 2, 'one LISTEN connection per node');
+          const failures = b.lk.revocations.failures;
+          await admin.query('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [before]);
+          const u = await user(1);
+          const onB = on(b, u.others[0]!);
+          await warm(onB);
+          const list = await json<{ sessions: { handle: string; current: boolean }[] }>(await u.main.get('/v1/sessions'));
+          assert.equal((await u.main.delete(`/v1/sessions/${list.sessions.find((s) => !s.current)!.handle}`)).status, 204);
+          const ms = await untilRefused(onB);
+          t.diagnostic(`refused by B ${ms.toFixed(1)} ms after the revoke, its LISTEN connection killed`);
+          assert.ok(b.lk.revocations.failures > failures, 'the lost connection was reported');
+          // both nodes listen again, on new connections
+          const deadline = performance.now() + DEADLINE_MS;
+          for (;;) {
+            const now = await listeners();
+            if (now.length === 2 && now.every((pid) => !before.includes(pid))) break;
+            assert.ok(performance.now() < deadline, `listening again: ${now.length}`);
+            await sleep(50);
+          }
+        } finally {
+          await admin.end();
+        }
+      });
+    }
 
     it('a sign-up on A leaves B\'s cache warm: the next request on B is a hit, no store read', async () => {
       const u = await user(0);
