@@ -162,6 +162,22 @@ for (const kind of ['postgres', 'sqlite'] as const) {
       t.diagnostic(`disabled on A, refused by B after ${ms.toFixed(1)} ms`);
     });
 
+    it('roles changed on A: B serves the new roles within the bound, not its cached ones', async (t: TestContext) => {
+      const u = await user(0);
+      const onB = on(b, u.main);
+      await warm(onB);
+      const res = await u.main.request('PUT', `/v1/admin/users/${u.id}/roles`, { roles: ['ops'] }, ADMIN);
+      assert.equal(res.status, 200);
+      const start = performance.now();
+      for (;;) {
+        const me = await json<{ user: { roles: string[] } }>(await onB.get('/v1/session'));
+        if (me.user.roles.includes('ops')) break;
+        assert.ok(performance.now() - start < DEADLINE_MS, `B still serves roles ${me.user.roles.join(',')}`);
+        await sleep(2);
+      }
+      t.diagnostic(`roles changed on A, served by B after ${(performance.now() - start).toFixed(1)} ms`);
+    });
+
     if (kind === 'postgres') {
       it('the LISTEN connection killed: the node logs it, reconnects by itself, and still refuses a revoked session', async (t: TestContext) => {
         const url = store!.url as string;
