@@ -29,6 +29,8 @@ export interface Latchkey {
   config: Config;
   /** The BFF's token minting and cache (stats for operators and benchmarks). */
   gateway: GatewayTokens;
+  /** The session service (its cache's stats for operators, tests and benchmarks). */
+  sessions: SessionService;
   /** The revocation feed (subscriber count for operators and benchmarks). */
   revocations: RevocationFeed;
   store: Store;
@@ -91,6 +93,8 @@ export async function createLatchkey(config: Config, opts: CreateOptions = {}): 
   // the BFF: session cookie in, a short-lived token per upstream audience out
   const gateway = new GatewayTokens(tokens, sessions, now);
   const revocations = new RevocationFeed(store, keys, { issuer: config.issuer, ...config.revocation }, now);
+  // the session cache evicts what other processes end from the events the feed reads (one reader)
+  sessions.followRevocations(revocations);
   await revocations.start();
   wakeFeed = () => revocations.wake();
   let http: FastifyInstance;
@@ -126,6 +130,7 @@ export async function createLatchkey(config: Config, opts: CreateOptions = {}): 
   return {
     config,
     gateway,
+    sessions,
     revocations,
     store,
     limiters,

@@ -115,6 +115,12 @@ export const ConfigSchema = Type.Object(
          * login beyond it ends the user's least recently used session, with its revocation event.
          */
         maxPerUser: Type.Integer({ minimum: 1, maximum: 10000, default: 50 }),
+        /**
+         * Read the store on every request instead of trusting the in-process cache: a session
+         * ended on another node is refused at once, at the cost of one store read per request.
+         * Off: other nodes refuse it once their revocation feed has read the event (docs/store.md).
+         */
+        strict: Type.Boolean({ default: false }),
       },
       { additionalProperties: false, default: {} },
     ),

@@ -117,7 +117,7 @@ describe('session lifecycle', () => {
     assert.equal((await c.get('/v1/session')).status, 200);
   });
 
-  it('sees a revocation written by another process (the CLI, another node) within 250 ms', async () => {
+  it('sees a revocation written by another process (the CLI, another node) once its feed reads the event', async () => {
     const { c } = await signedIn();
     assert.equal((await c.get('/v1/session')).status, 200);
     const other = new SqliteStore({ filename: join(srv.config.dataDir, 'latchkey.sqlite') });
@@ -125,8 +125,16 @@ describe('session lifecycle', () => {
     const { createHash } = await import('node:crypto');
     assert.ok(await other.deleteSession(createHash('sha256').update(c.cookies.get(COOKIE)!).digest()));
     await other.close();
-    clock += 300;
-    assert.equal((await c.get('/v1/session')).status, 401);
+    // the feed polls every 250 ms of real time (the injected clock does not drive it); the bound
+    // across processes is measured in sessions.cluster.test.ts
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const status = (await c.get('/v1/session')).status;
+      if (status === 401) break;
+      assert.equal(status, 200);
+      assert.ok(Date.now() < deadline, 'still accepted after 10 s');
+      await new Promise((r) => setTimeout(r, 10));
+    }
   });
 
   it('the session handle is not the secret and cannot be used as a cookie', async () => {

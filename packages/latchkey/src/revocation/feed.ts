@@ -7,9 +7,14 @@
  * Where events come from: the store appends them in the transaction of each
  * change. This process's own writes wake the feed at once (RevocationPolicy.
  * onWrite); writes by another process sharing the store (the CLI, another
- * node) are found by a poll every POLL_MS. With PostgreSQL the poll becomes
- * LISTEN/NOTIFY; the positions and the protocol stay as they are.
+ * node) are found by a poll every POLL_MS, woken at once by the store's
+ * cross-process hint when it has one (PostgreSQL LISTEN/NOTIFY; SQLite's
+ * data_version only tells the poll whether to read). The feed is the one reader
+ * of the events in a process: followers (the session cache) get each batch it
+ * reads, before signing, and `caughtUpAt` says when it last knew it had read
+ * everything, so a follower can stop trusting what it holds when reading stalls.
  */
+import { performance } from 'node:perf_hooks';
 import type { KeyService } from '../keys/service.js';
 import type { RevocationEvent, Store } from '../store/store.js';
 import { controlClaims, setClaims, signControl, signSet, type ControlKind } from './sets.js';
@@ -67,6 +72,14 @@ export class RevocationFeed {
   private timers: NodeJS.Timeout[] = [];
   private externalWrites: number | undefined;
   private closed = false;
+  private readonly followers: ((events: readonly RevocationEvent[]) => void)[] = [];
+  private unwatch: (() => void) | undefined;
+  /**
+   * performance.now() of the start of the last poll that read to the end (or of the last check
+   * that found no foreign write with nothing in flight): every event committed before it has been
+   * handed to the followers. Real time, not the injected clock: it measures propagation.
+   */
+  caughtUpAt = -Infinity;
 
   constructor(
     private readonly store: Store,
@@ -78,13 +91,23 @@ export class RevocationFeed {
   async start(): Promise<void> {
     this.latest = await this.store.lastRevocationSeq();
     this.head = this.latest;
+    this.caughtUpAt = performance.now();
     this.externalWrites = this.store.externalWriteCounter?.();
+    // another node's commit wakes the poll at once; the timer below stays the safety net
+    this.unwatch = this.store.watchRevocations?.(
+      () => this.wake(),
+      (err) => this.fail(err, 'revocation feed: listening for other nodes\' events failed; polling every 250 ms until it reconnects'),
+    );
     const poll = setInterval(() => {
       // a store that can tell: ask it only when someone else wrote
+      const checkedAt = performance.now();
       const counter = this.store.externalWriteCounter?.();
       if (counter === undefined || counter !== this.externalWrites || this.retry) {
         this.externalWrites = counter;
         this.wake();
+      } else if (!this.polling) {
+        // nobody else wrote since the last read, and that read finished: still caught up
+        this.caughtUpAt = checkedAt;
       }
     }, POLL_MS);
     const beat = setInterval(() => this.heartbeat(), this.settings.heartbeatSeconds * 1000);
@@ -98,9 +121,19 @@ export class RevocationFeed {
   /** Close every subscriber (they reconnect elsewhere) and stop. */
   stop(): void {
     this.closed = true;
+    this.unwatch?.();
     for (const t of this.timers) clearInterval(t);
     for (const s of this.subs) s.out.close();
     this.subs.clear();
+  }
+
+  /**
+   * Be handed every batch of events the feed reads, in order, before they are signed (a signing
+   * failure must not delay an eviction). A batch may come again after a failed poll: followers
+   * must be idempotent. Errors a follower throws are logged, not propagated.
+   */
+  follow(fn: (events: readonly RevocationEvent[]) => void): void {
+    this.followers.push(fn);
   }
 
   get subscribers(): number {
@@ -179,9 +212,20 @@ export class RevocationFeed {
   }
 
   private async poll(): Promise<void> {
+    const startedAt = performance.now();
     for (;;) {
       const batch = await this.store.listRevocations(this.latest, PAGE, this.seconds());
-      if (batch.length === 0) return;
+      if (batch.length === 0) {
+        this.caughtUpAt = startedAt;
+        return;
+      }
+      for (const f of this.followers) {
+        try {
+          f(batch);
+        } catch (err) {
+          this.fail(err, 'revocation feed: a follower failed on a batch of events');
+        }
+      }
       this.head = Math.max(this.head, batch[batch.length - 1]!.seq);
       for (const e of batch) {
         // signed before anyone gets it: if signing fails, `latest` stays before this event, the next
@@ -193,7 +237,10 @@ export class RevocationFeed {
         }
         this.latest = e.seq;
       }
-      if (batch.length < PAGE) return;
+      if (batch.length < PAGE) {
+        this.caughtUpAt = startedAt;
+        return;
+      }
     }
   }
 

@@ -2,7 +2,8 @@
  * Browser sessions: creation, authentication with an in-process cache, throttled
  * sliding renewal, and every way a session ends. No HTTP here.
  */
-import type { Session, SessionLimit, SessionWithUser, Store } from '../store/store.js';
+import { performance } from 'node:perf_hooks';
+import type { RevocationEvent, Session, SessionLimit, SessionWithUser, Store } from '../store/store.js';
 import { handleOf, hashSecret, looksLikeSecret, newSecret, parseHandle } from './ids.js';
 
 export interface SessionSettings {
@@ -12,6 +13,30 @@ export interface SessionSettings {
   cacheSize: number;
   /** Sessions one user may hold; a new one ends the least recently used beyond it. */
   maxPerUser: number;
+  /** Read the store on every request: no cached session is trusted (no window after a revocation on another node). */
+  strict?: boolean;
+}
+
+/**
+ * Where the cache learns what other processes ended: the revocation feed, the one reader of the
+ * store's revocation events in a process (revocation/feed.ts).
+ */
+export interface RevocationEvents {
+  follow(fn: (events: readonly RevocationEvent[]) => void): void;
+  /** performance.now() when every event committed before it had been handed to the followers. */
+  readonly caughtUpAt: number;
+}
+
+/** Cache counters, for operators, tests and benchmarks. */
+export interface SessionCacheStats {
+  /** Entries held now. */
+  size: number;
+  /** Requests answered from the cache. */
+  hits: number;
+  /** Requests that read the store. */
+  misses: number;
+  /** Entries dropped because a revocation event (from any process) named their session or user. */
+  evictedByEvents: number;
 }
 
 export type EndReason =
@@ -43,18 +68,23 @@ export interface AuthenticatedSession extends SessionWithUser {
 
 interface CacheEntry {
   value: AuthenticatedSession;
-  /** ms timestamp when read from the store */
+  /** performance.now() when read from the store (real time: it bounds staleness, not expiry) */
   loadedAt: number;
 }
 
 /**
- * Writes by this process evict cache entries at once. Writes by another
- * process (the CLI, another node) are noticed through the store's
- * externalWriteCounter, checked at most this often, which clears the cache;
- * a store without one gets entries re-read after CACHE_TTL_MS instead.
+ * Writes by this process evict cache entries at once. Writes by another process (the CLI,
+ * another node) evict exactly what they ended: every way a session stops being valid writes a
+ * revocation event (docs/store.md), which the feed reads and hands to `followRevocations`
+ * (woken at once by NOTIFY on PostgreSQL; polled every 250 ms otherwise). Expiry is checked on
+ * every hit. Other writes (sign-ups, last-seen times) leave the cache alone.
+ *
+ * A hit is trusted only while the feed has confirmed within TRUST_MS that it has read every
+ * event: if reading stalls (the store slow or down), requests read the store, so a stalled feed
+ * never stretches the window past TRUST_MS. Without a feed (a SessionService on its own), entries
+ * are re-read after TRUST_MS.
  */
-const EXTERNAL_CHECK_MS = 250;
-const CACHE_TTL_MS = 1000;
+const TRUST_MS = 1000;
 
 /** Returned by the synchronous fast path when the store must be asked. */
 export const MISS = Symbol('miss');
@@ -65,32 +95,55 @@ export class SessionService {
    * SHA-256 per request cost 8% of a request's time (bench/sessions.ts), and
    * the secret is in this process's memory during every request anyway, beside
    * the signing keys; what must never hold a secret is the store, where only
-   * SHA-256 is kept. `byHash` finds entries to evict from a store-side hash.
+   * SHA-256 is kept. `byHandle` finds entries to evict from a store-side hash or an event's sid.
    */
   private readonly cache = new Map<string, CacheEntry>();
-  private readonly byHash = new Map<string, string>();
+  /** cache key by session handle (sid): what revocation events and store-side hashes name */
+  private readonly byHandle = new Map<string, string>();
+  /** cache keys by user id: user-wide events (cutoff moved, disabled, roles) drop them all */
+  private readonly byUser = new Map<string, Set<string>>();
   private readonly listeners: SessionEndListener[] = [];
-  private lastExternalCheck = 0;
-  private externalWrites: number | undefined;
-  /** 0 when the store reports external writes, else CACHE_TTL_MS */
-  private readonly ttl: number;
+  private events: RevocationEvents | undefined;
+  /**
+   * Bumped by every eviction: a store read that began before one must not be cached (it may have
+   * read a session that the eviction's event ended after the read, and nothing would evict it again).
+   */
+  private generation = 0;
+  private readonly counters = { hits: 0, misses: 0, evictedByEvents: 0 };
 
   constructor(
     private readonly store: Store,
     private readonly settings: SessionSettings,
     private readonly now: () => number = Date.now,
-  ) {
-    this.ttl = store.externalWriteCounter ? 0 : CACHE_TTL_MS;
+  ) {}
+
+  /** Evict what other processes end, from the revocation events the feed reads (app.ts). */
+  followRevocations(events: RevocationEvents): void {
+    this.events = events;
+    events.follow((batch) => this.applyRevocations(batch));
   }
 
-  private checkExternalWrites(nowMs: number): void {
-    this.lastExternalCheck = nowMs;
-    const counter = this.store.externalWriteCounter?.();
-    if (counter !== this.externalWrites) {
-      this.externalWrites = counter;
-      this.cache.clear();
-      this.byHash.clear();
+  /** Drop exactly what each event ended; idempotent (a batch may come twice). */
+  private applyRevocations(batch: readonly RevocationEvent[]): void {
+    this.generation++;
+    const before = this.cache.size;
+    for (const e of batch) {
+      if (e.kind === 'session') {
+        if (e.sid) this.dropHandle(e.sid);
+      } else if (e.kind === 'user' || e.kind === 'claims' || e.kind === 'credential') {
+        const sids = (e.detail as { sids?: unknown }).sids;
+        if (Array.isArray(sids)) for (const sid of sids) if (typeof sid === 'string') this.dropHandle(sid);
+        // the cutoff moved, the user was disabled or their roles changed: every entry of theirs is stale
+        if (e.userId) this.forgetUser(e.userId);
+      }
+      // 'key' events end no session
     }
+    this.counters.evictedByEvents += before - this.cache.size;
+  }
+
+  /** Counters of the session cache. */
+  stats(): SessionCacheStats {
+    return { size: this.cache.size, ...this.counters };
   }
 
   onEnd(listener: SessionEndListener): void {
@@ -124,13 +177,15 @@ export class SessionService {
     if (hit !== MISS) return hit;
     const key = secret!;
     const idHash = hashSecret(key);
+    this.counters.misses++;
+    const generation = this.generation;
     const found = await this.store.getSession(idHash);
     if (!found) {
       this.drop(key);
       return undefined;
     }
-    const entry: CacheEntry = { value: { ...found, handle: handleOf(idHash) }, loadedAt: this.now() };
-    this.remember(key, entry);
+    const entry: CacheEntry = { value: { ...found, handle: handleOf(idHash) }, loadedAt: performance.now() };
+    if (generation === this.generation && !this.settings.strict) this.remember(key, entry);
     return this.check(key, entry, ip);
   }
 
@@ -142,17 +197,19 @@ export class SessionService {
   authenticateCached(secret: string | undefined): AuthenticatedSession | undefined | typeof MISS {
     if (!secret || !looksLikeSecret(secret)) return undefined;
     const key = secret;
-    const nowMs = this.now();
-    if (nowMs - this.lastExternalCheck >= EXTERNAL_CHECK_MS) this.checkExternalWrites(nowMs);
     const entry = this.cache.get(key);
-    if (!entry || (this.ttl > 0 && nowMs - entry.loadedAt > this.ttl)) return MISS;
+    if (!entry) return MISS;
+    // trusted only while the feed is known to be current (or, without one, while the entry is young)
+    const real = performance.now();
+    if (real - (this.events ? this.events.caughtUpAt : entry.loadedAt) > TRUST_MS) return MISS;
     const { session, user } = entry.value;
-    const t = Math.floor(nowMs / 1000);
+    const t = Math.floor(this.now() / 1000);
     if (user.disabled || !this.isLive(session, t)) {
       this.drop(key);
       return undefined;
     }
     if (t - session.lastSeenAt >= this.settings.touchIntervalSeconds) return MISS;
+    this.counters.hits++;
     return entry.value;
   }
 
@@ -225,7 +282,9 @@ export class SessionService {
 
   /** Drop cached entries of a user whose record changed (roles, disabled). */
   forgetUser(userId: string): void {
-    for (const [k, e] of this.cache) if (e.value.user.id === userId) this.drop(k);
+    const keys = this.byUser.get(userId);
+    if (!keys) return;
+    for (const k of [...keys]) this.drop(k);
   }
 
   async sweep(): Promise<number> {
@@ -237,17 +296,24 @@ export class SessionService {
   }
 
   private evict(sessions: readonly { idHash: Buffer }[]): void {
-    for (const s of sessions) {
-      const key = this.byHash.get(s.idHash.toString('latin1'));
-      if (key !== undefined) this.drop(key);
-    }
+    this.generation++;
+    for (const s of sessions) this.dropHandle(handleOf(s.idHash));
+  }
+
+  private dropHandle(handle: string): void {
+    const key = this.byHandle.get(handle);
+    if (key !== undefined) this.drop(key);
   }
 
   private remember(key: string, entry: CacheEntry): void {
     if (this.settings.cacheSize === 0) return;
     this.drop(key);
     this.cache.set(key, entry);
-    this.byHash.set(entry.value.session.idHash.toString('latin1'), key);
+    this.byHandle.set(entry.value.handle, key);
+    const userId = entry.value.user.id;
+    let keys = this.byUser.get(userId);
+    if (!keys) this.byUser.set(userId, (keys = new Set()));
+    keys.add(key);
     if (this.cache.size > this.settings.cacheSize) {
       // Map iterates in insertion order: the first key is the least recently loaded
       this.drop(this.cache.keys().next().value!);
@@ -258,7 +324,10 @@ export class SessionService {
     const entry = this.cache.get(key);
     if (!entry) return;
     this.cache.delete(key);
-    this.byHash.delete(entry.value.session.idHash.toString('latin1'));
+    this.byHandle.delete(entry.value.handle);
+    const keys = this.byUser.get(entry.value.user.id);
+    keys?.delete(key);
+    if (keys?.size === 0) this.byUser.delete(entry.value.user.id);
   }
 
   private emit(sessions: Session[], reason: EndReason): void {

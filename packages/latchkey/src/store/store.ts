@@ -227,8 +227,9 @@ export interface Store {
   deleteExpiredSessions(now: number, idleTimeoutSeconds: number): Promise<number>;
   /**
    * Optional, synchronous and cheap: a number that changes whenever another
-   * process or connection has committed a write. Lets in-process caches stay
-   * warm until someone else writes; without it they expire after a second.
+   * process or connection has committed a write (any write). Only a hint that the
+   * revocation feed should read now instead of every 250 ms; never a reason to drop
+   * cached sessions (they are evicted by the revocation events themselves).
    */
   externalWriteCounter?(): number;
 
@@ -277,6 +278,15 @@ export interface Store {
   lastRevocationSeq(): Promise<number>;
   /** Forget events whose tokens have all expired. Returns how many. */
   pruneRevocations(nowSeconds: number): Promise<number>;
+  /**
+   * Optional: a cross-process hint that events were committed, so readers poll at once instead of
+   * on their next timer tick (PostgreSQL: LISTEN/NOTIFY on a connection of its own, NOTIFY sent
+   * in the transaction that writes the events). Only a hint: `wake` carries no events, may come
+   * for nothing, and is lost while the connection is down (`onError` is told; the adapter
+   * reconnects by itself and calls `wake` once reconnected), so readers keep polling. Returns the
+   * function that stops listening; close() stops every listener too.
+   */
+  watchRevocations?(wake: () => void, onError: (err: unknown) => void): () => void;
 
   appendAuditEvent(event: NewAuditEvent): Promise<void>;
   /** Forget audit events older than `before` (Unix seconds; `at < before`). Returns how many. */

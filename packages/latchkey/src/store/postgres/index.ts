@@ -30,6 +30,7 @@ import { migrations } from './migrations.js';
 import * as refresh from './refresh.js';
 import * as revocations from './revocations.js';
 import * as sessions from './sessions.js';
+import { RevocationListener } from './listen.js';
 import { isPostgresUrl } from './url.js';
 import * as users from './users.js';
 
@@ -51,11 +52,15 @@ export interface MigrationReport {
 export class PostgresStore implements Store {
   /** Exposed for tests and later features that share the database. */
   readonly db: Db;
+  private readonly url: string;
+  private readonly listeners = new Set<RevocationListener>();
+  private readonly closing: Promise<void>[] = [];
 
   constructor(opts: PostgresStoreOptions) {
     // node-postgres parses the URL with `new URL`, whose error carries the whole input: check first
     if (!isPostgresUrl(opts.url)) throw new Error('the database URL is not a postgres:// URL');
     this.db = new Db(opts.url, opts.poolSize ?? 10);
+    this.url = opts.url;
   }
 
   async migrate(): Promise<void> {
@@ -92,6 +97,9 @@ export class PostgresStore implements Store {
   }
 
   async close(): Promise<void> {
+    const listening = [...this.listeners];
+    this.listeners.clear();
+    await Promise.all([...listening.map((l) => l.close()), ...this.closing]);
     await this.db.pool.end();
   }
 
@@ -180,6 +188,13 @@ export class PostgresStore implements Store {
   }
   pruneRevocations(nowSeconds: number): Promise<number> {
     return revocations.pruneRevocations(this.db, nowSeconds);
+  }
+  watchRevocations(wake: () => void, onError: (err: unknown) => void): () => void {
+    const l = new RevocationListener(this.url, wake, onError);
+    this.listeners.add(l);
+    return () => {
+      if (this.listeners.delete(l)) this.closing.push(l.close());
+    };
   }
 
   appendAuditEvent(event: NewAuditEvent): Promise<void> {

@@ -36,7 +36,13 @@ export async function appendRevocations(client: pg.PoolClient, events: PendingRe
       [++seq, e.at, e.kind, e.userId, e.sid, e.kid, e.tokensIssuedBefore, e.until, JSON.stringify(e.detail)],
     );
   }
+  // delivered to every LISTENing node when (and only if) this transaction commits (listen.ts);
+  // sent under the counter row's lock, so notifications queue in position order too
+  await client.query('SELECT pg_notify($1, $2)', [REVOCATION_CHANNEL, String(seq)]);
 }
+
+/** The LISTEN/NOTIFY channel a revocation-writing commit notifies (payload: its last position). */
+export const REVOCATION_CHANNEL = 'latchkey_revocations';
 
 interface RevocationRow {
   seq: number;
