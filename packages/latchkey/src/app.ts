@@ -22,7 +22,8 @@ import { gatewayRoutes } from './http/routes/gateway.js';
 import { webRoutes } from './web/routes.js';
 import { parseEncryptionKey } from './keys/material.js';
 import { prepareDataDir } from './keys/secrets.js';
-import { RedisLimiterBackend, SqliteLimiterBackend, type LimiterBackend } from './accounts/limiters.js';
+import { PostgresLimiterBackend, RedisLimiterBackend, SqliteLimiterBackend, type LimiterBackend } from './accounts/limiters.js';
+import { PostgresStore } from './store/postgres/index.js';
 import type { RedisConnection } from './redis.js';
 
 export interface Latchkey {
@@ -32,7 +33,7 @@ export interface Latchkey {
   /** The revocation feed (subscriber count for operators and benchmarks). */
   revocations: RevocationFeed;
   store: Store;
-  /** Where rate-limit counters live: the data dir's ratelimits.sqlite, or Redis over it. */
+  /** Where rate-limit counters live: the data dir's ratelimits.sqlite (PostgreSQL's rate_limits table with that store), or Redis over it. */
   limiters: LimiterBackend;
   /** The Redis connection when `redis.url` is set. */
   redis: RedisConnection | undefined;
@@ -68,9 +69,11 @@ export async function createLatchkey(config: Config, opts: CreateOptions = {}): 
   let wakeFeed = (): void => undefined;
   store.setRevocationPolicy({ retainSeconds: revocationRetention(config), now, onWrite: () => wakeFeed() });
 
-  // rate limits outlive restarts and are shared by every process on this data dir; with Redis,
-  // by every node, and this file counts for this node while Redis is down (never memory)
-  const localLimiters = new SqliteLimiterBackend(join(dataDir, 'ratelimits.sqlite'));
+  // rate limits outlive restarts and are shared by every process on this data dir (on PostgreSQL:
+  // by every node on the database); with Redis, by every node, and these count while Redis is down
+  // (never memory; on PostgreSQL still shared, so no node gets limits of its own during the outage)
+  const localLimiters: LimiterBackend =
+    store instanceof PostgresStore ? new PostgresLimiterBackend(store.db) : new SqliteLimiterBackend(join(dataDir, 'ratelimits.sqlite'));
   // loaded only when configured: ioredis is not free to import, and most deployments have no Redis
   const redis = config.redis ? new (await import('./redis.js')).RedisConnection(config.redis) : undefined;
   await redis?.settled(2000);
