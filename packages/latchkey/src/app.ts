@@ -25,6 +25,7 @@ import { prepareDataDir } from './keys/secrets.js';
 import { PostgresLimiterBackend, RedisLimiterBackend, SqliteLimiterBackend, type LimiterBackend } from './accounts/limiters.js';
 import { PostgresStore } from './store/postgres/index.js';
 import type { RedisConnection } from './redis.js';
+import { isStoreUnavailable } from './http/problem.js';
 
 export interface Latchkey {
   config: Config;
@@ -110,19 +111,25 @@ export async function createLatchkey(config: Config, opts: CreateOptions = {}): 
     await closeLimiters();
     throw err;
   }
-  tokenServices.start((err, what) => http.log.error({ err }, what));
+  // a PostgreSQL outage is logged once when it starts and once when it ends (store/postgres/db.ts),
+  // not by every timer and request that meets it
+  if (store instanceof PostgresStore) store.db.setLog(http.log);
+  const logError = (err: unknown, what: string) => {
+    if (!isStoreUnavailable(err)) http.log.error({ err }, what);
+  };
+  tokenServices.start(logError);
   // once per start, where operators look: plaintext secrets, modes that had to be tightened
   for (const notice of notices) http.log.warn(notice);
-  revocations.onError = (err, what) => http.log.error({ err }, what);
+  revocations.onError = logError;
   redis?.setLog(http.log);
 
   // expired sessions are refused on read; the sweep only reclaims space (and unused device labels),
   // and deletes audit events past audit.retentionDays
   const sweep = setInterval(() => {
-    sessions.sweep().catch((err: unknown) => http.log.error({ err }, 'session sweep failed'));
-    audit.sweep().catch((err: unknown) => http.log.error({ err }, 'audit sweep failed'));
+    sessions.sweep().catch((err: unknown) => logError(err, 'session sweep failed'));
+    audit.sweep().catch((err: unknown) => logError(err, 'audit sweep failed'));
     // limiter rows carry wall-clock expiry (rate-limiter-flexible reads Date.now), not the injected clock
-    limiters.sweep(Date.now()).catch((err: unknown) => http.log.error({ err }, 'rate-limit sweep failed'));
+    limiters.sweep(Date.now()).catch((err: unknown) => logError(err, 'rate-limit sweep failed'));
   }, 60_000);
   sweep.unref();
 
