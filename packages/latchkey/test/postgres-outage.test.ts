@@ -93,8 +93,12 @@ describe('PostgreSQL stopped and started again under a running instance', () => 
       assert.equal(grant.status, 503);
       assert.equal(Number(grant.headers.get('retry-after')), 5);
       assert.equal((await json(grant)).error, 'temporarily_unavailable');
-      // the process is up and answers what needs no store
+      // the process is up and answers what needs no store: health, and the signing keys' JWKS
+      // (held in memory), so tokens issued before the outage stay verifiable
       assert.equal((await fetch(srv.url + '/healthz')).status, 200);
+      const jwks = await fetch(srv.url + '/.well-known/jwks.json');
+      assert.equal(jwks.status, 200);
+      assert.ok((await json<{ keys: unknown[] }>(jwks)).keys.length >= 1);
       // logged once for the whole outage, without the URL's password
       assert.deepEqual(logged.map((l) => [l.level, l.msg]), [['error', 'postgres unavailable: requests that need the store answer 503 until it is back']]);
       const password = new URL(server.url).password;
