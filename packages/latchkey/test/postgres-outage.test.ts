@@ -14,6 +14,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { startPostgres, type PostgresServer } from '../../../scripts/pg-server.mjs';
+import { isLatchkeyError } from '../src/errors.js';
+import { Db, isUnavailable } from '../src/store/postgres/db.js';
 import { PostgresStore } from '../src/store/postgres/index.js';
 import { Client, json, startServer, type TestServer } from './helpers.js';
 import { form, loginTokens, signup } from './token-helpers.js';
@@ -149,6 +151,55 @@ describe('PostgreSQL stopped and started again under a running instance', () => 
     } finally {
       await server.start();
       await Promise.all([a.close(), b.close()]);
+    }
+  });
+});
+
+describe('which errors are an unreachable database', () => {
+  it('a connection ended by the server (57P01) and a refused connection are; a failed statement is not', async () => {
+    const c = new pg.Client({ connectionString: server.url });
+    c.on('error', () => undefined);
+    await c.connect();
+    const killed = await c.query('SELECT pg_terminate_backend(pg_backend_pid())').then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    assert.equal((killed as { code?: string }).code, '57P01');
+    assert.equal(isUnavailable(killed), true);
+    await c.end().catch(() => undefined);
+
+    const db = new Db(server.url, 1);
+    try {
+      const syntax = await db.query('SELEC 1').then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      assert.equal((syntax as { code?: string }).code, '42601');
+      assert.equal(isUnavailable(syntax), false);
+      assert.equal(isLatchkeyError(syntax), false);
+    } finally {
+      await db.pool.end();
+    }
+
+    const closed = new URL(server.url);
+    closed.port = '1';
+    const nowhere = new Db(closed.toString(), 1);
+    try {
+      await assert.rejects(nowhere.query('SELECT 1'), (err: unknown) => isLatchkeyError(err) && err.code === 'store_unavailable' && err.retryAfter === 5);
+      assert.equal(nowhere.unavailable, true);
+    } finally {
+      await nowhere.pool.end();
+    }
+  });
+
+  it('a pool whose connections are all busy past the connection timeout: store_unavailable, not a request held open', async () => {
+    const db = new Db(server.url, 1);
+    const held = await db.pool.connect();
+    try {
+      await assert.rejects(db.query('SELECT 1'), (err: unknown) => isLatchkeyError(err) && err.code === 'store_unavailable');
+    } finally {
+      held.release();
+      await db.pool.end();
     }
   });
 });
