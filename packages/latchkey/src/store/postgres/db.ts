@@ -117,6 +117,8 @@ export class Db implements Queryable {
 
   /** Between the first failure that says the database is unreachable and the next answer. */
   private down = false;
+  /** Counts declared outages: only a query begun after the latest one started can end it. */
+  private outages = 0;
   private log: StoreLog | undefined;
 
   constructor(url: string, max: number) {
@@ -150,14 +152,19 @@ export class Db implements Queryable {
   private failed(err: Error): void {
     if (this.down) return;
     this.down = true;
+    this.outages++;
     this.log?.error(
       { code: (err as { code?: string }).code, reason: err.message },
       'postgres unavailable: requests that need the store answer 503 until it is back',
     );
   }
 
-  private answered(): void {
-    if (!this.down) return;
+  /**
+   * A query begun at outage count `began` succeeded. One begun before the outage was declared
+   * (an answer already on its way when the server went down) says nothing about now.
+   */
+  private answered(began: number): void {
+    if (!this.down || began !== this.outages) return;
     this.down = false;
     this.log?.warn({}, 'postgres recovered');
   }
@@ -172,13 +179,14 @@ export class Db implements Queryable {
   }
 
   async query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult<R>> {
+    const began = this.outages;
     let r: pg.QueryResult<R>;
     try {
       r = await this.pool.query<R>(text as string, values);
     } catch (err) {
       throw this.classify(err);
     }
-    this.answered();
+    this.answered(began);
     return r;
   }
 
@@ -191,9 +199,10 @@ export class Db implements Queryable {
    * then the revocation position (always last, held only for the commit).
    */
   async tx<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    const began = this.outages;
     try {
       const value = await this.txOnce(fn);
-      this.answered();
+      this.answered(began);
       return value;
     } catch (err) {
       throw this.classify(err);
