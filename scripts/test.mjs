@@ -2,14 +2,12 @@
 // `npm test`: build, check what the suite needs, start throwaway PostgreSQL and Redis servers,
 // run every test file with node's test runner, stop the servers.
 import { spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import {
-  chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync,
-} from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort, postgresBin, startPostgres } from './pg-server.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
 process.chdir(root);
@@ -48,15 +46,6 @@ need(onPath('redis-server'), "Redis for the shared-state tests: run 'apt-get ins
 if (missing.length) {
   console.error('npm test: cannot run the whole suite, missing:\n' + missing.map((m) => `  - ${m}`).join('\n'));
   process.exit(1);
-}
-
-/** The newest Debian PostgreSQL server binaries (/usr/lib/postgresql/<major>/bin), or undefined. */
-function postgresBin() {
-  const base = '/usr/lib/postgresql';
-  if (!existsSync(base)) return undefined;
-  const majors = readdirSync(base).filter((v) => /^[0-9]+$/.test(v)).sort((a, b) => Number(b) - Number(a));
-  for (const v of majors) if (existsSync(join(base, v, 'bin', 'postgres'))) return join(base, v, 'bin');
-  return undefined;
 }
 
 function onPath(cmd) {
@@ -110,7 +99,7 @@ process.on('SIGTERM', onSignal);
 
 let env;
 try {
-  const pg = await startPostgres(servicesDir, stops);
+  const pg = (await startPostgres(servicesDir, stops)).url;
   const redis = await startRedis(servicesDir, stops);
   env = { LATCHKEY_TEST_DATABASE_URL: pg, LATCHKEY_TEST_REDIS_URL: redis };
 } catch (err) {
@@ -131,61 +120,6 @@ if (!exiting) {
   exiting = true;
   await stopServices();
   process.exit(code);
-}
-
-/**
- * initdb + postgres from Debian's server binaries. PostgreSQL refuses to run as root, so as
- * root the cluster belongs to the `postgres` user (the package creates it) and runs as it.
- * Password authentication (scram) for a random password, TCP on loopback only, no Unix socket;
- * fsync off: the cluster is thrown away after the run.
- */
-async function startPostgres(dir, stops) {
-  const bin = postgresBin();
-  const data = join(dir, 'pg');
-  const asUser = {};
-  if (process.getuid?.() === 0) {
-    const entry = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('postgres:'));
-    if (!entry) throw new Error('running as root, but there is no postgres user to run PostgreSQL as');
-    const [, , uid, gid] = entry.split(':');
-    Object.assign(asUser, { uid: Number(uid), gid: Number(gid) });
-    chmodSync(dir, 0o711);
-  }
-  mkdirSync(data, { mode: 0o700 });
-  const password = randomBytes(18).toString('base64url');
-  const pwfile = join(data, '..', 'pg.pw');
-  writeFileSync(pwfile, password + '\n', { mode: 0o600 });
-  if (asUser.uid !== undefined) {
-    chownSync(data, asUser.uid, asUser.gid);
-    chownSync(pwfile, asUser.uid, asUser.gid);
-  }
-  const init = spawnSync(join(bin, 'initdb'), ['-D', data, '-U', 'latchkey', `--pwfile=${pwfile}`, '--auth=scram-sha-256', '-E', 'UTF8', '--locale=C', '--no-sync'], { ...asUser, encoding: 'utf8', cwd: dir });
-  rmSync(pwfile, { force: true });
-  if (init.status !== 0) throw new Error(`initdb failed:\n${init.stderr || init.stdout}`);
-  const port = await freePort();
-  const log = openSync(join(dir, 'postgres.log'), 'a');
-  if (asUser.uid !== undefined) chownSync(join(dir, 'postgres.log'), asUser.uid, asUser.gid);
-  const server = spawn(join(bin, 'postgres'), [
-    '-D', data, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=',
-    '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=300',
-  ], { ...asUser, cwd: dir, stdio: ['ignore', log, log] });
-  let exited = false;
-  server.on('exit', () => { exited = true; });
-  // SIGINT: PostgreSQL's fast shutdown (roll back, stop); SIGQUIT if it takes too long
-  stops.push(() => new Promise((resolve) => {
-    if (exited) return resolve();
-    const t = setTimeout(() => server.kill('SIGQUIT'), 10_000);
-    server.once('exit', () => { clearTimeout(t); resolve(); });
-    server.kill('SIGINT');
-  }));
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (exited) throw new Error(`PostgreSQL did not start:\n${readFileSync(join(dir, 'postgres.log'), 'utf8').slice(-2000)}`);
-    const ready = spawnSync(join(bin, 'pg_isready'), ['-q', '-h', '127.0.0.1', '-p', String(port)]);
-    if (ready.status === 0) break;
-    if (Date.now() > deadline) throw new Error('PostgreSQL did not accept connections within 60 s');
-    await sleep(100);
-  }
-  return `postgres://latchkey:${password}@127.0.0.1:${port}/postgres`;
 }
 
 /** redis-server in the foreground, as a child: no persistence, loopback only. */
@@ -223,16 +157,5 @@ function redisPing(port) {
     socket.on('data', (d) => { buf += d; if (buf.includes('\r\n')) { socket.destroy(); resolve(buf.startsWith('+PONG')); } });
     socket.on('error', () => resolve(false));
     socket.on('timeout', () => { socket.destroy(); resolve(false); });
-  });
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
   });
 }

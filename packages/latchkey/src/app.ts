@@ -22,8 +22,10 @@ import { gatewayRoutes } from './http/routes/gateway.js';
 import { webRoutes } from './web/routes.js';
 import { parseEncryptionKey } from './keys/material.js';
 import { prepareDataDir } from './keys/secrets.js';
-import { RedisLimiterBackend, SqliteLimiterBackend, type LimiterBackend } from './accounts/limiters.js';
+import { PostgresLimiterBackend, RedisLimiterBackend, SqliteLimiterBackend, type LimiterBackend } from './accounts/limiters.js';
+import { PostgresStore } from './store/postgres/index.js';
 import type { RedisConnection } from './redis.js';
+import { isStoreUnavailable } from './http/problem.js';
 
 export interface Latchkey {
   config: Config;
@@ -34,7 +36,7 @@ export interface Latchkey {
   /** The revocation feed (subscriber count for operators and benchmarks). */
   revocations: RevocationFeed;
   store: Store;
-  /** Where rate-limit counters live: the data dir's ratelimits.sqlite, or Redis over it. */
+  /** Where rate-limit counters live: the data dir's ratelimits.sqlite (PostgreSQL's rate_limits table with that store), or Redis over it. */
   limiters: LimiterBackend;
   /** The Redis connection when `redis.url` is set. */
   redis: RedisConnection | undefined;
@@ -70,9 +72,11 @@ export async function createLatchkey(config: Config, opts: CreateOptions = {}): 
   let wakeFeed = (): void => undefined;
   store.setRevocationPolicy({ retainSeconds: revocationRetention(config), now, onWrite: () => wakeFeed() });
 
-  // rate limits outlive restarts and are shared by every process on this data dir; with Redis,
-  // by every node, and this file counts for this node while Redis is down (never memory)
-  const localLimiters = new SqliteLimiterBackend(join(dataDir, 'ratelimits.sqlite'));
+  // rate limits outlive restarts and are shared by every process on this data dir (on PostgreSQL:
+  // by every node on the database); with Redis, by every node, and these count while Redis is down
+  // (never memory; on PostgreSQL still shared, so no node gets limits of its own during the outage)
+  const localLimiters: LimiterBackend =
+    store instanceof PostgresStore ? new PostgresLimiterBackend(store.db) : new SqliteLimiterBackend(join(dataDir, 'ratelimits.sqlite'));
   // loaded only when configured: ioredis is not free to import, and most deployments have no Redis
   const redis = config.redis ? new (await import('./redis.js')).RedisConnection(config.redis) : undefined;
   await redis?.settled(2000);
@@ -111,19 +115,25 @@ export async function createLatchkey(config: Config, opts: CreateOptions = {}): 
     await closeLimiters();
     throw err;
   }
-  tokenServices.start((err, what) => http.log.error({ err }, what));
+  // a PostgreSQL outage is logged once when it starts and once when it ends (store/postgres/db.ts),
+  // not by every timer and request that meets it
+  if (store instanceof PostgresStore) store.db.setLog(http.log);
+  const logError = (err: unknown, what: string) => {
+    if (!isStoreUnavailable(err)) http.log.error({ err }, what);
+  };
+  tokenServices.start(logError);
   // once per start, where operators look: plaintext secrets, modes that had to be tightened
   for (const notice of notices) http.log.warn(notice);
-  revocations.onError = (err, what) => http.log.error({ err }, what);
+  revocations.onError = logError;
   redis?.setLog(http.log);
 
   // expired sessions are refused on read; the sweep only reclaims space (and unused device labels),
   // and deletes audit events past audit.retentionDays
   const sweep = setInterval(() => {
-    sessions.sweep().catch((err: unknown) => http.log.error({ err }, 'session sweep failed'));
-    audit.sweep().catch((err: unknown) => http.log.error({ err }, 'audit sweep failed'));
+    sessions.sweep().catch((err: unknown) => logError(err, 'session sweep failed'));
+    audit.sweep().catch((err: unknown) => logError(err, 'audit sweep failed'));
     // limiter rows carry wall-clock expiry (rate-limiter-flexible reads Date.now), not the injected clock
-    limiters.sweep(Date.now()).catch((err: unknown) => http.log.error({ err }, 'rate-limit sweep failed'));
+    limiters.sweep(Date.now()).catch((err: unknown) => logError(err, 'rate-limit sweep failed'));
   }, 60_000);
   sweep.unref();
 

@@ -21,11 +21,13 @@ export type ErrorCode =
   | 'invalid_client'
   | 'unsupported_grant_type'
   | 'invalid_scope'
-  | 'key_not_found';
+  | 'key_not_found'
+  /** The store (PostgreSQL) cannot be reached: 503 with Retry-After; nothing was decided. */
+  | 'store_unavailable';
 
 export class LatchkeyError extends Error {
   readonly code: ErrorCode;
-  /** Seconds until retry makes sense (rate limits). */
+  /** Seconds until retry makes sense (rate limits, store outages). */
   readonly retryAfter: number | undefined;
   /** Per-field reasons a person can act on. */
   readonly fields: Record<string, string> | undefined;

@@ -10,18 +10,21 @@
  * - Redis (`redis.url`): shared by every node; when Redis cannot answer, each
  *   operation falls back to the SQLite limiter (per node, still persistent:
  *   never memory), so limits stay enforced through an outage.
- * - PostgreSQL (with the PostgreSQL store, not yet wired): one more
- *   `LimiterBackend` (rate-limiter-flexible's RateLimiterPostgres on the
- *   store's pool), chosen in app.ts like these and the Redis fallback there.
+ * - PostgreSQL (whenever the store is PostgreSQL): a `rate_limits` table in
+ *   the store's database, through the store's pool, so nodes with separate
+ *   data directories share each limit without Redis. It replaces the SQLite
+ *   file both as the default and as Redis's fallback.
  *
  * Every operation Throttle uses is one atomic statement or script in each
  * backend: consume with a custom duration (SQLite: one INSERT ... ON CONFLICT
- * DO UPDATE ... RETURNING under the database's write lock; Redis: one Lua
+ * DO UPDATE ... RETURNING under the database's write lock; PostgreSQL: the same
+ * upsert, atomic under the row's lock in READ COMMITTED; Redis: one Lua
  * script), reward (the same upsert with negative points) and delete.
  */
 import { closeSync, openSync } from 'node:fs';
-import { RateLimiterRedis, RateLimiterRes, RateLimiterSQLite } from 'rate-limiter-flexible';
+import { RateLimiterPostgres, RateLimiterRedis, RateLimiterRes, RateLimiterSQLite } from 'rate-limiter-flexible';
 import type { Redis } from 'ioredis';
+import type { Db } from '../store/postgres/db.js';
 import { Database } from '../store/sqlite/driver.js';
 import { restrictMode } from '../keys/secrets.js';
 
@@ -41,7 +44,7 @@ export interface LimiterSpec {
 }
 
 export interface LimiterBackend {
-  readonly kind: 'sqlite' | 'redis';
+  readonly kind: 'sqlite' | 'postgres' | 'redis';
   limiter(spec: LimiterSpec): Limiter;
   /** Delete counters that expired before `nowMs`; 0 where the backend expires keys itself. */
   sweep(nowMs: number): Promise<number>;
@@ -103,6 +106,48 @@ export class SqliteLimiterBackend implements LimiterBackend {
   async close(): Promise<void> {
     this.db.close();
   }
+}
+
+/**
+ * Counters in the PostgreSQL store's database: table `rate_limits`, made by the store's
+ * migration 2 (key text: the library's own table has key varchar(255), too short for a key
+ * holding a 254-character email). Queries go through the store's Db, so a database outage is
+ * the store's `store_unavailable` error (503), never a 500, and the pool is the store's.
+ */
+export class PostgresLimiterBackend implements LimiterBackend {
+  readonly kind = 'postgres';
+
+  constructor(private readonly db: Db) {}
+
+  limiter(spec: LimiterSpec): RateLimiterPostgres {
+    return new RateLimiterPostgres({
+      // 'client': the library calls storeClient.query(config) for each statement, i.e. Db.query
+      storeClient: this.db,
+      storeType: 'client',
+      tableName: TABLE,
+      // the migration made it; the library's CREATE TABLE would have the short key column
+      tableCreated: true,
+      // app.ts sweeps once a minute for every limiter together
+      clearExpiredByTimeout: false,
+      points: spec.points,
+      duration: spec.durationSeconds,
+      keyPrefix: spec.keyPrefix,
+    });
+  }
+
+  async sweep(nowMs: number): Promise<number> {
+    const r = await this.db.query(`DELETE FROM ${TABLE} WHERE expire < $1`, [nowMs]);
+    return r.rowCount ?? 0;
+  }
+
+  /** Rows in the table (tests: it does not grow without bound). */
+  async rows(): Promise<number> {
+    const r = await this.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${TABLE}`);
+    return r.rows[0]!.n;
+  }
+
+  /** The pool is the store's: closed with it. */
+  async close(): Promise<void> {}
 }
 
 /** Told of every failed and every answered operation of a shared backend (the outage log). */

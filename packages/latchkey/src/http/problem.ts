@@ -25,6 +25,7 @@ const STATUS: Record<ErrorCode, number> = {
   unsupported_grant_type: 400,
   invalid_scope: 400,
   key_not_found: 404,
+  store_unavailable: 503,
 };
 
 const TITLES: Record<number, string> = {
@@ -66,6 +67,8 @@ export function sendProblem(reply: FastifyReply, p: Problem): FastifyReply {
   return reply.code(p.status).type('application/problem+json').header('cache-control', 'no-store').send(p);
 }
 
+export const isStoreUnavailable = (err: unknown): boolean => isLatchkeyError(err) && err.code === 'store_unavailable';
+
 /** Translate any thrown error to a problem. */
 export function toProblem(err: unknown): Problem {
   if (isLatchkeyError(err)) {
@@ -100,7 +103,8 @@ export function toProblem(err: unknown): Problem {
 export const isOauthPath = (url: string | undefined): boolean => url !== undefined && url.startsWith('/oauth/');
 
 /** An RFC 6749 `error` for a status the OAuth endpoints answer outside their own handlers. */
-export const oauthError = (status: number): string => (status >= 500 ? 'server_error' : 'invalid_request');
+export const oauthError = (status: number): string =>
+  status === 503 ? 'temporarily_unavailable' : status >= 500 ? 'server_error' : 'invalid_request';
 
 /** RFC 6749 §5.2 error JSON, never cached. */
 export function sendOauthError(reply: FastifyReply, status: number, error: string, description: string): FastifyReply {
@@ -113,7 +117,8 @@ export function sendOauthError(reply: FastifyReply, status: number, error: strin
 
 export function errorHandler(this: unknown, err: unknown, request: FastifyRequest, reply: FastifyReply) {
   const p = toProblem(err);
-  if (p.status >= 500) request.log.error({ err }, 'request failed');
+  // a store outage is logged once by the store (start and end), not once per request
+  if (p.status >= 500 && !isStoreUnavailable(err)) request.log.error({ err }, 'request failed');
   if (isLatchkeyError(err) && err.retryAfter) reply.header('retry-after', String(err.retryAfter));
   return sendProblem(reply, p);
 }

@@ -15,7 +15,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isLatchkeyError, LatchkeyError } from '../errors.js';
 import type { Context } from '../http/context.js';
 import { clearSessionCookie, sessionCookie } from '../http/cookies.js';
-import { toProblem } from '../http/problem.js';
+import { isStoreUnavailable, toProblem } from '../http/problem.js';
 import { deviceCookie, endSession, startSession } from '../http/signin.js';
 import type { AuthenticatedSession } from '../sessions/service.js';
 import { handleOf } from '../sessions/ids.js';
@@ -130,7 +130,8 @@ async function pages(web: FastifyInstance, ctx: Context) {
 
   web.setErrorHandler((err, request, reply) => {
     const p = toProblem(err);
-    if (p.status >= 500) request.log.error({ err }, 'request failed');
+    if (p.status >= 500 && !isStoreUnavailable(err)) request.log.error({ err }, 'request failed');
+    if (isLatchkeyError(err) && err.retryAfter) reply.header('retry-after', String(err.retryAfter));
     const page =
       p.code === 'csrf_failed'
         ? {

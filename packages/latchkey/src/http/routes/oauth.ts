@@ -285,6 +285,12 @@ function oauthErrorHandler(err: unknown, request: FastifyRequest, reply: Fastify
       status = 401;
       reply.header('www-authenticate', 'Basic realm="latchkey"');
     }
+  } else if (isLatchkeyError(err) && err.code === 'store_unavailable') {
+    // RFC 6749 §4.1.2.1's temporarily_unavailable, with the status a client's retry logic knows
+    status = 503;
+    error = 'temporarily_unavailable';
+    description = err.message;
+    if (err.retryAfter) reply.header('retry-after', String(err.retryAfter));
   } else if (isLatchkeyError(err) && err.code === 'csrf_failed') {
     status = 403;
     description = err.message;

@@ -4,6 +4,7 @@
  * lock keys.
  */
 import pg from 'pg';
+import { LatchkeyError } from '../../errors.js';
 import type { RevocationKind, RevocationPolicy } from '../store.js';
 import { appendRevocations } from './revocations.js';
 
@@ -75,6 +76,38 @@ export class Tx implements Queryable {
   }
 }
 
+/** Seconds a client is told to wait (Retry-After) while the database cannot be reached. */
+export const STORE_RETRY_AFTER_SECONDS = 5;
+
+/** Socket errors of a connection that cannot be made or was lost. */
+const CONNECTION_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+/** admin shutdown, crash shutdown, cannot connect now (starting or stopping), too many connections. */
+const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300']);
+/** node-postgres's own errors for a lost connection or an exhausted wait (they carry no code). */
+const UNAVAILABLE_MESSAGES = [
+  'Connection terminated',
+  'timeout exceeded when trying to connect',
+  'Client has encountered a connection error and is not queryable',
+];
+
+/**
+ * Whether `err` says the database cannot be reached (down, restarting, unreachable, out of
+ * connections), as opposed to a statement that failed: SQLSTATE class 08 (connection
+ * exception), the shutdown states, socket errors, node-postgres's connection messages.
+ */
+export function isUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && (CONNECTION_ERRNOS.has(code) || UNAVAILABLE_SQLSTATES.has(code) || code.startsWith('08'))) return true;
+  return UNAVAILABLE_MESSAGES.some((m) => err.message.startsWith(m));
+}
+
+/** What the store tells its operator about outages (a pino logger: the app's). */
+export interface StoreLog {
+  error(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
 /** SQLSTATEs worth running a transaction again for: deadlock detected, serialization failure. */
 const RETRYABLE = new Set(['40P01', '40001']);
 
@@ -82,15 +115,79 @@ export class Db implements Queryable {
   readonly pool: pg.Pool;
   policy: RevocationPolicy = { retainSeconds: 3600, now: Date.now };
 
+  /** Between the first failure that says the database is unreachable and the next answer. */
+  private down = false;
+  /** Counts declared outages: only a query begun after the latest one started can end it. */
+  private outages = 0;
+  private log: StoreLog | undefined;
+
   constructor(url: string, max: number) {
-    this.pool = new pg.Pool({ connectionString: url, max, types });
+    this.pool = new pg.Pool({
+      connectionString: url,
+      max,
+      types,
+      // a database that does not answer (or a pool whose connections are all busy) fails the
+      // request with store_unavailable instead of holding it open without end
+      connectionTimeoutMillis: 5000,
+    });
     // an idle connection that breaks (server restart, network) is dropped by the pool; without a
     // listener the 'error' event would end the process. The next query opens a new connection.
-    this.pool.on('error', () => undefined);
+    this.pool.on('error', (err) => {
+      if (isUnavailable(err)) this.failed(err);
+      else this.log?.warn({ code: (err as { code?: string }).code, reason: err.message }, 'postgres: an idle connection failed');
+    });
   }
 
-  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult<R>> {
-    return this.pool.query<R>(text as string, values);
+  /** Where outages are reported (the app's logger); until set, they are not logged. */
+  setLog(log: StoreLog): void {
+    this.log = log;
+  }
+
+  /** Whether the last attempt to reach the database failed (until the next one that answers). */
+  get unavailable(): boolean {
+    return this.down;
+  }
+
+  /** Once per outage: its first failure. Only the error's code and message: never the URL. */
+  private failed(err: Error): void {
+    if (this.down) return;
+    this.down = true;
+    this.outages++;
+    this.log?.error(
+      { code: (err as { code?: string }).code, reason: err.message },
+      'postgres unavailable: requests that need the store answer 503 until it is back',
+    );
+  }
+
+  /**
+   * A query begun at outage count `began` succeeded. One begun before the outage was declared
+   * (an answer already on its way when the server went down) says nothing about now.
+   */
+  private answered(began: number): void {
+    if (!this.down || began !== this.outages) return;
+    this.down = false;
+    this.log?.warn({}, 'postgres recovered');
+  }
+
+  /** `err` as thrown to callers: an unreachable database becomes store_unavailable (503, Retry-After). */
+  private classify(err: unknown): unknown {
+    if (!isUnavailable(err)) return err;
+    this.failed(err as Error);
+    return new LatchkeyError('store_unavailable', 'the service is temporarily unavailable; try again shortly', {
+      retryAfter: STORE_RETRY_AFTER_SECONDS,
+    });
+  }
+
+  async query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult<R>> {
+    const began = this.outages;
+    let r: pg.QueryResult<R>;
+    try {
+      r = await this.pool.query<R>(text as string, values);
+    } catch (err) {
+      throw this.classify(err);
+    }
+    this.answered(began);
+    return r;
   }
 
   /**
@@ -102,6 +199,17 @@ export class Db implements Queryable {
    * then the revocation position (always last, held only for the commit).
    */
   async tx<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    const began = this.outages;
+    try {
+      const value = await this.txOnce(fn);
+      this.answered(began);
+      return value;
+    } catch (err) {
+      throw this.classify(err);
+    }
+  }
+
+  private async txOnce<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const client = await this.pool.connect();
       const tx = new Tx(client, this.policy);
@@ -128,7 +236,10 @@ export class Db implements Queryable {
     }
   }
 
-  /** Run `fn` on one connection holding the session-level advisory lock `key`. */
+  /**
+   * Run `fn` on one connection holding the session-level advisory lock `key`. Used by migrations,
+   * before serving: its errors are passed on as they are (an operator reads them at start).
+   */
   async withLock<T>(key: number, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
     let broken: Error | undefined;

@@ -100,4 +100,16 @@ export const migrations: readonly string[] = [
   );
   INSERT INTO revocation_position (singleton, last) VALUES (true, 0);
   `,
+  // 2: rate-limit counters (accounts/limiters.ts, rate-limiter-flexible's RateLimiterPostgres with
+  // tableCreated): its own CREATE TABLE has key varchar(255), and a key is "<limit>:<network>|<email>"
+  // with an email of up to 254 characters, so the table is made here with key text. Expiry is ms
+  // since the epoch (the library's clock, Date.now); rows past it are swept by expire.
+  `
+  CREATE TABLE rate_limits (
+    key text PRIMARY KEY,
+    points integer NOT NULL DEFAULT 0,
+    expire bigint
+  );
+  CREATE INDEX rate_limits_by_expire ON rate_limits(expire);
+  `,
 ];
