@@ -3,18 +3,10 @@
  * advisory lock: two nodes scheduling the same rotation add one key (the second sees the
  * first's with unlessScheduledAfter), and "one signer at a time" is computed on a stable table.
  */
-import type { SigningAlgorithm, SigningKeyRecord } from '../store.js';
+import type { SigningKeyRecord } from '../store.js';
+import { toKey, type KeyRow } from '../rows.js';
 import { LOCK_KEYS, LOCK_SPACE, type Db, type Queryable, type Tx } from './db.js';
 
-interface KeyRow {
-  kid: string;
-  alg: SigningAlgorithm;
-  public_jwk: string;
-  created_at: number;
-  activates_at: number;
-  deactivates_at: number | null;
-  retired_at: number | null;
-}
 
 function keysTx<T>(db: Db, fn: (tx: Tx) => Promise<T>): Promise<T> {
   return db.tx(async (tx) => {
@@ -77,14 +69,3 @@ export function retireSigningKey(db: Db, kid: string, at: number): Promise<Signi
   });
 }
 
-function toKey(r: KeyRow): SigningKeyRecord {
-  return {
-    kid: r.kid,
-    alg: r.alg,
-    publicJwk: r.public_jwk,
-    createdAt: r.created_at,
-    activatesAt: r.activates_at,
-    deactivatesAt: r.deactivates_at,
-    retiredAt: r.retired_at,
-  };
-}

@@ -7,6 +7,7 @@
 import type { NewRefreshFamily, RefreshRotation, RefreshTokenInfo, RotationOutcome, Session, SessionLimit, User } from '../store.js';
 import type { Db, Queryable, Tx } from './db.js';
 import { joinedUser, SESSION_COLS, toSession, USER_COLS, type SessionUserRow } from './rows.js';
+import { familyLive } from '../rows.js';
 import { evictForNewSession, insertSession, revokeSession } from './sessions.js';
 
 interface FamilyRow extends SessionUserRow {
@@ -163,8 +164,4 @@ function familyInfo(r: FamilyRow): Omit<RefreshTokenInfo, 'current' | 'issuedAt'
   return { session: toSession(r), user, clientId: r.client_id, familyCreatedAt: r.family_created_at };
 }
 
-/** A family lives while its session is inside its idle and absolute ends and its user is enabled. */
-function familyLive(r: FamilyRow, now: number): boolean {
-  return !r.disabled && r.expires_at > now && r.last_seen_at + (r.idle_timeout ?? 0) > now;
-}
 

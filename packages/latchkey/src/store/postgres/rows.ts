@@ -1,5 +1,8 @@
 /** Rows to contract types, shared by the aggregates. */
 import type { Session, User, UserWithSecret } from '../store.js';
+import { toSession, type SessionRow } from '../rows.js';
+
+export { toSession, type SessionRow };
 
 export interface UserRow {
   id: string;
@@ -11,16 +14,6 @@ export interface UserRow {
   tokens_not_before: number;
 }
 
-export interface SessionRow {
-  id_hash: Buffer;
-  user_id: string;
-  created_at: number;
-  last_seen_at: number;
-  expires_at: number;
-  device: string;
-  ip: string;
-  idle_timeout: number | null;
-}
 
 /** A session row joined with its user's columns (prefixed where the names clash). */
 export interface SessionUserRow extends SessionRow {
@@ -46,19 +39,6 @@ export function toUser(r: UserRow): UserWithSecret {
   };
 }
 
-export function toSession(r: SessionRow): Session {
-  const s: Session = {
-    idHash: r.id_hash,
-    userId: r.user_id,
-    createdAt: r.created_at,
-    lastSeenAt: r.last_seen_at,
-    expiresAt: r.expires_at,
-    device: r.device,
-    ip: r.ip,
-  };
-  if (r.idle_timeout !== null) s.idleTimeoutSeconds = r.idle_timeout;
-  return s;
-}
 
 export function joinedUser(r: SessionUserRow): User {
   return {

@@ -24,13 +24,13 @@ import type {
   Session,
   SessionLimit,
   SessionWithUser,
-  SigningAlgorithm,
   SigningKeyRecord,
   Store,
   User,
   UserWithSecret,
 } from '../store.js';
 import { migrations } from './migrations.js';
+import { familyLive, toKey, toSession, type KeyRow, type SessionRow } from '../rows.js';
 
 interface UserRow {
   rowid: number;
@@ -41,16 +41,6 @@ interface UserRow {
   disabled: number;
   created_at: number;
   tokens_not_before: number;
-}
-interface SessionRow {
-  id_hash: Buffer;
-  user_id: string;
-  created_at: number;
-  last_seen_at: number;
-  expires_at: number;
-  device: string;
-  ip: string;
-  idle_timeout: number | null;
 }
 type SessionUserRow = SessionRow & Omit<UserRow, 'rowid' | 'password_hash' | 'id'>;
 
@@ -313,25 +303,28 @@ export class SqliteStore implements Store {
     return value;
   }
 
+  /**
+   * Inside a transaction: end the user's sessions past the cap, then insert `s`. Returns the ended
+   * sessions; throws user_not_found (rolling the evictions back with the transaction).
+   */
+  private insertSessionUnderCap(s: Session, maxPerUser: number | undefined): Session[] {
+    const evicted = this.evictForNewSession(s.userId, maxPerUser);
+    const r = this.stmts.insertSession.run(
+      s.idHash,
+      s.createdAt,
+      s.lastSeenAt,
+      s.expiresAt,
+      this.deviceIdFor(s.device),
+      s.ip,
+      s.idleTimeoutSeconds ?? null,
+      s.userId,
+    );
+    if (r.changes === 0) throw new LatchkeyError('user_not_found', 'no such user');
+    return evicted;
+  }
+
   async createSession(s: Session, opts: SessionLimit = {}): Promise<Session[]> {
-    const evicted = this.db
-      .transaction(() => {
-        const evicted = this.evictForNewSession(s.userId, opts.maxPerUser);
-        const r = this.stmts.insertSession.run(
-          s.idHash,
-          s.createdAt,
-          s.lastSeenAt,
-          s.expiresAt,
-          this.deviceIdFor(s.device),
-          s.ip,
-          s.idleTimeoutSeconds ?? null,
-          s.userId,
-        );
-        // throwing rolls the evictions back too
-        if (r.changes === 0) throw new LatchkeyError('user_not_found', 'no such user');
-        return evicted;
-      })
-      .immediate();
+    const evicted = this.db.transaction(() => this.insertSessionUnderCap(s, opts.maxPerUser)).immediate();
     return this.committed(evicted);
   }
 
@@ -461,18 +454,7 @@ export class SqliteStore implements Store {
     const evicted = this.db
       .transaction(() => {
         const s = f.session;
-        const evicted = this.evictForNewSession(s.userId, opts.maxPerUser);
-        const r = this.stmts.insertSession.run(
-          s.idHash,
-          s.createdAt,
-          s.lastSeenAt,
-          s.expiresAt,
-          this.deviceIdFor(s.device),
-          s.ip,
-          s.idleTimeoutSeconds,
-          s.userId,
-        );
-        if (r.changes === 0) throw new LatchkeyError('user_not_found', 'no such user');
+        const evicted = this.insertSessionUnderCap(s, opts.maxPerUser);
         this.tok.insertFamily.run(s.idHash, f.keyHash, f.clientId, s.createdAt);
         this.tok.insertToken.run(f.tokenHash, s.idHash, s.createdAt);
         return evicted;
@@ -728,20 +710,6 @@ function toRevocation(r: RevocationRow): RevocationEvent {
   };
 }
 
-function toSession(r: SessionRow): Session {
-  const s: Session = {
-    idHash: r.id_hash,
-    userId: r.user_id,
-    createdAt: r.created_at,
-    lastSeenAt: r.last_seen_at,
-    expiresAt: r.expires_at,
-    device: r.device,
-    ip: r.ip,
-  };
-  if (r.idle_timeout !== null) s.idleTimeoutSeconds = r.idle_timeout;
-  return s;
-}
-
 /** Smallest blob greater than every blob starting with `prefix`. */
 function prefixEnd(prefix: Buffer): Buffer {
   const end = Buffer.from(prefix);
@@ -773,15 +741,6 @@ interface TokenRow {
   successor_hash: Buffer | null;
   successor_sealed: Buffer | null;
 }
-interface KeyRow {
-  kid: string;
-  alg: SigningAlgorithm;
-  public_jwk: string;
-  created_at: number;
-  activates_at: number;
-  deactivates_at: number | null;
-  retired_at: number | null;
-}
 interface AuditRow {
   id: number;
   at: number;
@@ -807,19 +766,3 @@ function familyInfo(r: FamilyRow): Omit<RefreshTokenInfo, 'current' | 'issuedAt'
   return { session: toSession(r), user: familyUser(r), clientId: r.client_id, familyCreatedAt: r.family_created_at };
 }
 
-/** A family lives while its session is inside its idle and absolute ends and its user is enabled. */
-function familyLive(r: FamilyRow, now: number): boolean {
-  return r.disabled === 0 && r.expires_at > now && r.last_seen_at + (r.idle_timeout ?? 0) > now;
-}
-
-function toKey(r: KeyRow): SigningKeyRecord {
-  return {
-    kid: r.kid,
-    alg: r.alg,
-    publicJwk: r.public_jwk,
-    createdAt: r.created_at,
-    activatesAt: r.activates_at,
-    deactivatesAt: r.deactivates_at,
-    retiredAt: r.retired_at,
-  };
-}
