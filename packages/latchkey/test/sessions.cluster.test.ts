@@ -21,7 +21,7 @@ import { PASSWORD, newEmail } from './token-helpers.js';
 
 const COOKIE = '__Host-latchkey';
 const ADMIN = { authorization: `Bearer ${ADMIN_KEY}` };
-/** Generous: a loaded 2-core machine. The bound itself is measured and reported, not asserted. */
+/** Generous: a loaded 2-core machine. The delay is measured and reported (t.diagnostic), not asserted below this. */
 const DEADLINE_MS = 10_000;
 
 interface Node {
@@ -123,7 +123,7 @@ for (const kind of ['postgres', 'sqlite'] as const) {
       assert.equal(b.lk.sessions.stats().hits, hits + 1, 'the second request on B is a cache hit');
     }
 
-    it('a session revoked on A is refused by A at once and by B within the bound', async (t: TestContext) => {
+    it('a session revoked on A is refused by A, and by B within 10 s from the event (the delay is reported)', async (t: TestContext) => {
       const u = await user(1);
       const laptop = u.others[0]!;
       const onB = on(b, laptop);
@@ -152,7 +152,7 @@ for (const kind of ['postgres', 'sqlite'] as const) {
       t.diagnostic(`signed out everywhere on A, refused by B after ${ms.map((m) => m.toFixed(1)).join(', ')} ms`);
     });
 
-    it('a user disabled on A (admin API) is refused by B within the bound', async (t: TestContext) => {
+    it('a user disabled on A (admin API) is refused by B within 10 s (the delay is reported)', async (t: TestContext) => {
       const u = await user(0);
       const onB = on(b, u.main);
       await warm(onB);
@@ -162,7 +162,7 @@ for (const kind of ['postgres', 'sqlite'] as const) {
       t.diagnostic(`disabled on A, refused by B after ${ms.toFixed(1)} ms`);
     });
 
-    it('roles changed on A: B serves the new roles within the bound, not its cached ones', async (t: TestContext) => {
+    it('roles changed on A: B serves the new roles within 10 s, not its cached ones', async (t: TestContext) => {
       const u = await user(0);
       const onB = on(b, u.main);
       await warm(onB);
