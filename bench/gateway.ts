@@ -50,6 +50,9 @@ async function gateway(port: number, upstreamPort: number, dataDir: string) {
     logLevel: 'silent',
     passwords: { argon2: { memoryKiB: 8192, iterations: 1, parallelism: 1 } },
     rateLimit: { loginPerIp: 100000, signupPerIp: 100000 },
+    // every session of the run (and the sign-up's) belongs to one user: past the default cap (50)
+    // each login would end the least recently used
+    sessions: { maxPerUser: SESSIONS + 1 },
     gateway: { routes: [{ prefix: '/api/orders', upstream: `http://127.0.0.1:${upstreamPort}`, audience: 'orders', tokenLifetimeSeconds: 900 }] },
   });
   const lk = await createLatchkey(config, { logger: false });
