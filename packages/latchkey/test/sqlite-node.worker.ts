@@ -5,9 +5,9 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { SqliteStore } from '../src/store/sqlite/index.js';
-import type { AtRest, NewSigningKey } from '../src/store/store.js';
+import type { AddKeyGuards, AtRest, NewSigningKey } from '../src/store/store.js';
 
-export type NodeCall = { op: 'addAtRest'; add: AtRest } | { op: 'addSigningKey'; key: NewSigningKey; unlessScheduledAfter: number };
+export type NodeCall = { op: 'addAtRest'; add: AtRest } | { op: 'addSigningKey'; key: NewSigningKey; guards: AddKeyGuards };
 
 const { filename, call, barrier } = workerData as { filename: string; call: NodeCall; barrier: SharedArrayBuffer };
 const store = new SqliteStore({ filename });
@@ -16,6 +16,6 @@ await store.migrate();
 const flags = new Int32Array(barrier);
 Atomics.add(flags, 0, 1);
 while (Atomics.load(flags, 1) === 0) Atomics.wait(flags, 1, 0);
-const result = call.op === 'addAtRest' ? await store.addAtRest(call.add) : await store.addSigningKey(call.key, { unlessScheduledAfter: call.unlessScheduledAfter });
+const result = call.op === 'addAtRest' ? await store.addAtRest(call.add) : await store.addSigningKey(call.key, call.guards);
 await store.close();
 parentPort!.postMessage(result);

@@ -157,5 +157,24 @@ export function atRestStoreContract(name: string, make: () => Promise<{ store: S
         [`next${winner}`]: offered[winner]!.privateKey,
       });
     });
+
+    it(`signing keys: ${NODES} nodes starting at once on a store with no key add exactly one first key`, async () => {
+      const others = await nodes(NODES);
+      // their clocks a second apart, as nodes' may be
+      const added = await Promise.all(others.map((p, i) => p.addSigningKey(key(`first${i}`, 100 + (i % 2)), { unlessSigningFrom: 100 + (i % 2) })));
+      assert.equal(added.filter(Boolean).length, 1);
+      assert.equal((await store.listSigningKeys()).length, 1);
+    });
+
+    it('signing keys: unlessSigningFrom counts a key of the same algorithm signing then or later, not one that stopped or another algorithm', async () => {
+      await store.addSigningKey(key('old', 100));
+      await store.addSigningKey(key('cur', 200));
+      assert.equal(await store.addSigningKey({ ...key('rsa', 300), alg: 'RS256' }, { unlessSigningFrom: 150 }), true, 'another algorithm');
+      assert.equal(await store.addSigningKey(key('x1', 400), { unlessSigningFrom: 150 }), false, 'cur signs at 150 and later');
+      await store.retireSigningKey('cur', 210);
+      await store.retireSigningKey('rsa', 210);
+      // old stopped at 200 (cur's start): nothing of EdDSA signs at 250 or later
+      assert.equal(await store.addSigningKey(key('x2', 250), { unlessSigningFrom: 250 }), true);
+    });
   });
 }

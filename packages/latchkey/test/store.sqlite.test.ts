@@ -59,6 +59,16 @@ async function atOnce<T>(filename: string, calls: NodeCall[]): Promise<T[]> {
 
 describe('sqlite store: nodes in worker threads, at once', () => {
   const NODES = 6;
+  const key = (kid: string, activatesAt: number) => ({
+    kid,
+    alg: 'EdDSA' as const,
+    publicJwk: `{"kid":"${kid}"}`,
+    createdAt: activatesAt - 10,
+    activatesAt,
+    deactivatesAt: null,
+    retiredAt: null,
+    privateKey: `private-${kid}`,
+  });
 
   it(`${NODES} connections adding the secrets to an empty file at once all get the same values, one caller's each`, async () => {
     const filename = join(dir, 'race-secrets.sqlite');
@@ -84,25 +94,29 @@ describe('sqlite store: nodes in worker threads, at once', () => {
     const filename = join(dir, 'race-keys.sqlite');
     const setup = new SqliteStore({ filename });
     await setup.migrate();
-    const key = (kid: string, activatesAt: number) => ({
-      kid,
-      alg: 'EdDSA' as const,
-      publicJwk: `{"kid":"${kid}"}`,
-      createdAt: activatesAt - 10,
-      activatesAt,
-      deactivatesAt: null,
-      retiredAt: null,
-      privateKey: `private-${kid}`,
-    });
     await setup.addSigningKey(key('k0', 100));
     const added = await atOnce<boolean>(
       filename,
-      Array.from({ length: NODES }, (_, n) => ({ op: 'addSigningKey', key: key(`next${n}`, 500), unlessScheduledAfter: 100 })),
+      Array.from({ length: NODES }, (_, n) => ({ op: 'addSigningKey', key: key(`next${n}`, 500), guards: { unlessScheduledAfter: 100 } })),
     );
     assert.equal(added.filter(Boolean).length, 1);
     const winner = added.indexOf(true);
     assert.deepEqual((await setup.listSigningKeys()).map((k) => k.kid), ['k0', `next${winner}`]);
     assert.equal(await setup.getPrivateKey(`next${winner}`), `private-next${winner}`);
+    await setup.close();
+  });
+
+  it(`${NODES} connections starting on a file with no key add exactly one first key`, async () => {
+    const filename = join(dir, 'race-first.sqlite');
+    const setup = new SqliteStore({ filename });
+    await setup.migrate();
+    const added = await atOnce<boolean>(
+      filename,
+      // their clocks a second apart, as nodes' may be
+      Array.from({ length: NODES }, (_, n) => ({ op: 'addSigningKey', key: key(`first${n}`, 100 + (n % 2)), guards: { unlessSigningFrom: 100 + (n % 2) } })),
+    );
+    assert.equal(added.filter(Boolean).length, 1);
+    assert.equal((await setup.listSigningKeys()).length, 1);
     await setup.close();
   });
 });

@@ -19,7 +19,7 @@ import type { KeyObject } from 'node:crypto';
 import { createHash } from 'node:crypto';
 import type { AuditLog } from '../audit/log.js';
 import { LatchkeyError } from '../errors.js';
-import type { SigningAlgorithm, SigningKeyRecord, Store } from '../store/store.js';
+import type { AddKeyGuards, SigningAlgorithm, SigningKeyRecord, Store } from '../store/store.js';
 import { generateKeyMaterial, KeyMaterialError, openPrivateKey, privateJwkOf, privateKeyText, type PublicJwk } from './material.js';
 
 export type KeyState = 'pending' | 'active' | 'retiring' | 'retired';
@@ -91,9 +91,15 @@ export class KeyService {
     await this.load({ emit: false });
     const t = this.seconds();
     const active = this.records.find((r) => this.stateOf(r, t) === 'active');
-    const pendingOfAlg = this.records.some((r) => this.stateOf(r, t) === 'pending' && r.alg === this.settings.algorithm);
-    if (!active || (active.alg !== this.settings.algorithm && !pendingOfAlg)) {
-      await this.createKey(t, active ? 'algorithm_changed' : 'first_start');
+    const pendingOfAlg = this.records.find((r) => this.stateOf(r, t) === 'pending' && r.alg === this.settings.algorithm);
+    if (!active && pendingOfAlg) {
+      // nothing signs (every key retired behind our back), and a key is already published: it signs now
+      await this.store.promoteSigningKey(pendingOfAlg.kid, t);
+      await this.audit.record({ type: 'key_rotated', detail: { kid: pendingOfAlg.kid, alg: pendingOfAlg.alg, activatesAt: t, why: 'no_active_key' } });
+      await this.load({ emit: false });
+    } else if (!active || (active.alg !== this.settings.algorithm && !pendingOfAlg)) {
+      // nodes starting together each find no key (of this algorithm): the first one's key serves them all
+      await this.createKey(t, active ? 'algorithm_changed' : 'first_start', { unlessSigningFrom: t });
       await this.load({ emit: false });
     }
     this.signer();
@@ -250,8 +256,8 @@ export class KeyService {
     if (this.records.some((r) => this.stateOf(r, t) === 'pending')) return;
     const active = this.records.find((r) => this.stateOf(r, t) === 'active');
     if (!active) {
-      // every key was retired behind our back: sign again at once
-      await this.createKey(t, 'no_active_key', t);
+      // every key was retired behind our back: sign again at once (one key, however many nodes notice)
+      await this.createKey(t, 'no_active_key', { unlessSigningFrom: t });
       await this.load({ emit: true });
       return;
     }
@@ -259,7 +265,8 @@ export class KeyService {
     if (t < due - this.settings.prePublishSeconds) return;
     // overdue (the server was down): still publish a full pre-publish period ahead
     const at = Math.max(due, t + this.settings.prePublishSeconds);
-    if (await this.createKey(at, 'scheduled', t)) await this.load({ emit: true });
+    // every node ticks: the first to add a successor of this active key wins, the others add nothing
+    if (await this.createKey(at, 'scheduled', { unlessScheduledAfter: active.activatesAt })) await this.load({ emit: true });
   }
 
   /**
@@ -267,7 +274,7 @@ export class KeyService {
    * store transaction: every node can then load it. Returns the kid, or undefined if another
    * process scheduled first (its key is added; this one is forgotten, never stored).
    */
-  private async createKey(activatesAt: number, why: string, unlessScheduledAfter?: number): Promise<string | undefined> {
+  private async createKey(activatesAt: number, why: string, guards: AddKeyGuards = {}): Promise<string | undefined> {
     const m = await generateKeyMaterial(this.settings.algorithm);
     const t = this.seconds();
     const added = await this.store.addSigningKey(
@@ -281,7 +288,7 @@ export class KeyService {
         retiredAt: null,
         privateKey: privateKeyText(privateJwkOf(m), this.settings.encryptionKey),
       },
-      unlessScheduledAfter === undefined ? {} : { unlessScheduledAfter },
+      guards,
     );
     if (!added) return undefined;
     this.privateKeys.set(m.kid, m.privateKey);

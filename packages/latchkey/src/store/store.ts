@@ -72,6 +72,12 @@ export interface NewSigningKey extends SigningKeyRecord {
   privateKey: string;
 }
 
+/** addSigningKey's guards (see there). */
+export interface AddKeyGuards {
+  unlessScheduledAfter?: number;
+  unlessSigningFrom?: number;
+}
+
 /**
  * Secrets and private keys at rest, as the caller sealed them (keys/at-rest.ts): sealed with the
  * key-encryption key, or plaintext without one (SQLite only). The store keeps each text as given.
@@ -279,11 +285,14 @@ export interface Store {
   listSigningKeys(): Promise<SigningKeyRecord[]>;
   /**
    * Add a key with its private half, in one transaction; every other unretired key still
-   * signing at `key.activatesAt` stops then. With `unlessScheduledAfter`, add nothing and
-   * return false when an unretired key activates after that time: under concurrent calls
-   * (any node) with the same `unlessScheduledAfter`, exactly one adds its key.
+   * signing at `key.activatesAt` stops then. The guards make "check, then add" one atomic step,
+   * so that under concurrent calls (any node) exactly one caller adds its key:
+   * - `unlessScheduledAfter`: add nothing and return false when an unretired key activates after
+   *   that time (nodes scheduling one rotation: the time is the active key's start);
+   * - `unlessSigningFrom`: add nothing and return false when an unretired key of `key.alg` signs
+   *   at that time or later (nodes starting together on a store with no key of that algorithm).
    */
-  addSigningKey(key: NewSigningKey, opts?: { unlessScheduledAfter?: number }): Promise<boolean>;
+  addSigningKey(key: NewSigningKey, opts?: AddKeyGuards): Promise<boolean>;
   /** Move an unretired key's start to `at`; every other key signing then stops. False if no such key. */
   promoteSigningKey(kid: string, at: number): Promise<boolean>;
   /**

@@ -6,6 +6,7 @@
  * running at once on other nodes.
  */
 import type {
+  AddKeyGuards,
   AtRest,
   AtRestChange,
   AuditEvent,
@@ -174,7 +175,7 @@ export class PostgresStore implements Store {
   listSigningKeys(): Promise<SigningKeyRecord[]> {
     return keys.listSigningKeys(this.db);
   }
-  addSigningKey(key: NewSigningKey, opts?: { unlessScheduledAfter?: number }): Promise<boolean> {
+  addSigningKey(key: NewSigningKey, opts?: AddKeyGuards): Promise<boolean> {
     return keys.addSigningKey(this.db, key, opts);
   }
   promoteSigningKey(kid: string, at: number): Promise<boolean> {

@@ -1,10 +1,10 @@
 /**
  * Signing keys: public halves, schedule, and private halves (stored as the caller sealed them,
  * never read with the records). Every schedule change runs under one transaction-level
- * advisory lock: two nodes scheduling the same rotation add one key (the second sees the
- * first's with unlessScheduledAfter), and "one signer at a time" is computed on a stable table.
+ * advisory lock: two nodes scheduling the same rotation, or starting together, add one key (the
+ * second sees the first's with the guard), and "one signer at a time" is computed on a stable table.
  */
-import type { NewSigningKey, SigningKeyRecord } from '../store.js';
+import type { AddKeyGuards, NewSigningKey, SigningKeyRecord } from '../store.js';
 import { KEY_COLS, toKey, type KeyRow } from '../rows.js';
 import { LOCK_KEYS, LOCK_SPACE, type Db, type Queryable, type Tx } from './db.js';
 
@@ -20,11 +20,18 @@ export async function listSigningKeys(db: Queryable): Promise<SigningKeyRecord[]
   return (await db.query<KeyRow>(`SELECT ${KEY_COLS} FROM signing_keys ORDER BY activates_at, kid`)).rows.map(toKey);
 }
 
-export function addSigningKey(db: Db, key: NewSigningKey, opts: { unlessScheduledAfter?: number } = {}): Promise<boolean> {
+export function addSigningKey(db: Db, key: NewSigningKey, opts: AddKeyGuards = {}): Promise<boolean> {
   return keysTx(db, async (tx) => {
     if (opts.unlessScheduledAfter !== undefined) {
       const later = await tx.query('SELECT 1 FROM signing_keys WHERE retired_at IS NULL AND activates_at > $1 LIMIT 1', [opts.unlessScheduledAfter]);
       if (later.rowCount) return false;
+    }
+    if (opts.unlessSigningFrom !== undefined) {
+      const signing = await tx.query(
+        'SELECT 1 FROM signing_keys WHERE retired_at IS NULL AND alg = $1 AND (deactivates_at IS NULL OR deactivates_at > $2) LIMIT 1',
+        [key.alg, opts.unlessSigningFrom],
+      );
+      if (signing.rowCount) return false;
     }
     await tx.query(
       `INSERT INTO signing_keys (kid, alg, public_jwk, created_at, activates_at, deactivates_at, retired_at, private_key)

@@ -11,6 +11,7 @@ import { LatchkeyError } from '../../errors.js';
 import { handleOf } from '../../sessions/ids.js';
 import { userEventDetails } from '../../revocation/user-events.js';
 import type {
+  AddKeyGuards,
   AtRest,
   AtRestChange,
   AuditEvent,
@@ -434,6 +435,9 @@ export class SqliteStore implements Store {
       scheduledAfter: db.prepare<[number], { kid: string }>(
         `SELECT kid FROM signing_keys WHERE retired_at IS NULL AND activates_at > ? LIMIT 1`,
       ),
+      signingFrom: db.prepare<[string, number], { kid: string }>(
+        `SELECT kid FROM signing_keys WHERE retired_at IS NULL AND alg = ? AND (deactivates_at IS NULL OR deactivates_at > ?) LIMIT 1`,
+      ),
       nextStart: db.prepare<[number, string], { at: number | null }>(
         `SELECT MIN(activates_at) AS at FROM signing_keys WHERE retired_at IS NULL AND activates_at > ? AND kid != ?`,
       ),
@@ -560,10 +564,11 @@ export class SqliteStore implements Store {
     return this.tok.listKeys.all().map(toKey);
   }
 
-  async addSigningKey(key: NewSigningKey, opts: { unlessScheduledAfter?: number } = {}): Promise<boolean> {
+  async addSigningKey(key: NewSigningKey, opts: AddKeyGuards = {}): Promise<boolean> {
     return this.db
       .transaction(() => {
         if (opts.unlessScheduledAfter !== undefined && this.tok.scheduledAfter.get(opts.unlessScheduledAfter)) return false;
+        if (opts.unlessSigningFrom !== undefined && this.tok.signingFrom.get(key.alg, opts.unlessSigningFrom)) return false;
         this.tok.insertKey.run({ ...key });
         this.scheduleSync(key.kid, key.activatesAt);
         return true;
