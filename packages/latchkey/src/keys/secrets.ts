@@ -105,14 +105,28 @@ export function consequence(name: SecretName): string {
 }
 
 /**
+ * A file's text, or undefined when there is none: another node sharing this (0.1) data dir may
+ * have imported and deleted it a moment ago.
+ */
+function readIfPresent(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/**
  * Read the secret file `name` an earlier latchkey left in the data directory, without writing
  * anything. Undefined when there is none. Throws SecretFileError naming the file when it cannot
  * be used as it is.
  */
 export function readSecret(dataDir: string, name: SecretName, kek: Buffer | undefined): { secret: Buffer; sealed: boolean } | undefined {
   const file = join(dataDir, name);
-  if (!existsSync(file)) return undefined;
-  const read = decodeSecret(name, readFileSync(file, 'utf8'), kek);
+  const text = readIfPresent(file);
+  if (text === undefined) return undefined;
+  const read = decodeSecret(name, text, kek);
   if ('broken' in read) {
     throw new SecretFileError(
       `${file} ${read.broken}: restore it from a backup, or delete it to use a new secret (${consequence(name)})`,
@@ -187,19 +201,25 @@ const KEY_FILE = /^([A-Za-z0-9_-]{1,64})\.json$/;
 /** Every `keys/<kid>.json`, opened and checked (sealed ones with `kek`). Throws KeyMaterialError naming the file. */
 function readKeyFiles(dataDir: string, kek: Buffer | undefined): LegacyKey[] {
   const dir = join(dataDir, 'keys');
-  if (!existsSync(dir)) return [];
+  let names: string[];
+  try {
+    names = readdirSync(dir).sort();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
   const keys: LegacyKey[] = [];
-  for (const name of readdirSync(dir).sort()) {
+  for (const name of names) {
     const kid = KEY_FILE.exec(name)?.[1];
     if (!kid) continue;
     const file = join(dir, name);
-    let text: string;
+    let text: string | undefined;
     try {
-      text = readFileSync(file, 'utf8');
+      text = readIfPresent(file);
     } catch (err) {
       throw new KeyMaterialError(`cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`);
     }
-    keys.push({ ...openPrivateKey(text, kid, undefined, kek, `in ${file}`), file });
+    if (text !== undefined) keys.push({ ...openPrivateKey(text, kid, undefined, kek, `in ${file}`), file });
   }
   return keys;
 }

@@ -14,6 +14,13 @@
  * where unpublishAt = deactivatesAt + the longest token lifetime + clock leeway.
  * The next key is scheduled `prePublishSeconds` before it signs, so verifiers
  * that cache JWKS for less than that always know a kid before they see it.
+ *
+ * A key's private half is added to the store with its record, in one transaction
+ * (sealed with the key-encryption key), and every node loads it from there when
+ * its reload (about every second) first sees the key pending or active: a key
+ * made by any node signs on all of them, and JWKS, built from the same rows, is
+ * the same from each. Of nodes that tick or start at once, one adds the key
+ * (addSigningKey's guards); the others load it.
  */
 import type { KeyObject } from 'node:crypto';
 import { createHash } from 'node:crypto';
