@@ -178,4 +178,16 @@ describe('the HTTP server on PostgreSQL', () => {
     );
     assert.deepEqual(rows[0], { n: 3, current: 1 });
   });
+
+  it('latchkey keys works against the database with no data dir at all: a key rotated from the CLI signs on the server', async () => {
+    const { email } = await signup(srv);
+    const missing = join(mkdtempSync(join(tmpdir(), 'latchkey-pg-cli-')), 'none');
+    const run = cli(['keys', 'rotate', '--now', '--data-dir', missing], { LATCHKEY_DATABASE_URL: url, LATCHKEY_KEY_ENCRYPTION_KEY: TEST_KEK });
+    assert.equal(await run.exited, 0, run.output());
+    const kid = /created (\S+)/.exec(run.output())![1]!;
+    assert.equal(existsSync(missing), false, 'no data dir created');
+    await srv.lk.context.keys.reload();
+    const tokens = await loginTokens(srv, email);
+    assert.equal(JSON.parse(Buffer.from(tokens.access_token.split('.')[0]!, 'base64url').toString()).kid, kid);
+  });
 });
