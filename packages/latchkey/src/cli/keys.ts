@@ -1,13 +1,15 @@
 /**
- * `latchkey keys list|rotate|retire`: operate the signing keys of an existing data dir
- * while the server runs, after the same data-dir checks `serve` makes. The state is in the store, which the server re-reads
- * every second; private keys are files in <dataDir>/keys.
+ * `latchkey keys list|rotate|retire`: operate the signing keys while the server runs, after the
+ * checks `serve` makes (the data dir's, the store's secrets and keys opening with the
+ * key-encryption key). The keys, private halves included, are in the store, which every server
+ * re-reads every second.
  */
 import { resolve } from 'node:path';
 import { AuditLog } from '../audit/log.js';
 import { isLatchkeyError } from '../errors.js';
 import { parseEncryptionKey } from '../keys/material.js';
-import { prepareDataDir } from '../keys/secrets.js';
+import { openAtRest, requireEncryptionKey } from '../keys/at-rest.js';
+import { prepareDataDir, type PreparedDataDir } from '../keys/secrets.js';
 import type { KeyView } from '../keys/service.js';
 import { openStore } from '../store/open.js';
 import { createKeyService, revocationRetention } from '../tokens/services.js';
@@ -22,6 +24,10 @@ const KEYS_FLAGS = { now: { type: 'boolean' }, json: { type: 'boolean' } } as co
 /** Whether `arg` is one of the flags `keys` takes (`--name` or `--name=value`). */
 const isFlag = (arg: string): boolean =>
   arg.startsWith('--') && Object.hasOwn({ ...CONFIG_FLAGS, ...KEYS_FLAGS }, arg.slice(2).split('=', 1)[0]!);
+
+/** A secret or private key, in the store or a data dir file, that cannot be used as it is: exit 1, naming it. */
+const isAtRestError = (err: unknown): boolean =>
+  ['ERR_SECRET_FILE', 'ERR_STORED_SECRET', 'ERR_KEY_MATERIAL'].includes((err as { code?: string }).code ?? '');
 
 const iso = (t: number | null) => (t === null ? '-' : new Date(t * 1000).toISOString().replace('.000Z', 'Z'));
 
@@ -50,22 +56,28 @@ export async function keysCommand(args: string[]): Promise<number> {
   const positionals = kidArg === undefined ? flags.positionals : [kidArg, ...flags.positionals];
   const values = flags.values as { now?: boolean; json?: boolean };
   const dataDir = resolve(config.dataDir);
+  const kek = parseEncryptionKey(config.keys.encryptionKey);
+  const postgres = config.store.kind === 'postgres';
+  requireEncryptionKey(postgres, kek);
+  let prepared: PreparedDataDir;
   try {
-    // the checks `serve` runs (permissions, damaged secret files, sealing with the KEK), on an
-    // existing data dir only: a mistyped --data-dir must not become a new, empty install
-    const { notices } = prepareDataDir(dataDir, parseEncryptionKey(config.keys.encryptionKey), { create: false });
-    for (const n of notices) process.stderr.write(`latchkey: ${n}\n`);
+    // the checks `serve` runs (permissions, an earlier latchkey's secret and key files), on an existing
+    // data dir only: a mistyped --data-dir must not become a new, empty SQLite install
+    prepared = prepareDataDir(dataDir, kek, postgres ? 'skip' : 'error');
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (code === 'ERR_NO_DATA_DIR' || code === 'ERR_SECRET_FILE' || code === 'ERR_KEY_FILE') {
+    if (isAtRestError(err) || (err as { code?: string }).code === 'ERR_NO_DATA_DIR') {
       process.stderr.write(`latchkey: ${(err as Error).message}\n`);
       return 1;
     }
     throw err;
   }
+  for (const n of prepared.notices) process.stderr.write(`latchkey: ${n}\n`);
   const store = openStore(config);
   try {
     await store.migrate();
+    // as serve does: what the store holds must open with this key; an earlier latchkey's files are imported
+    const { notices } = await openAtRest(store, { kek, legacy: prepared.legacy });
+    for (const n of notices) process.stderr.write(`latchkey: ${n}\n`);
     // a retirement from here is published by the server's feed; kept as long as the server would
     store.setRevocationPolicy({ retainSeconds: revocationRetention(config), now: Date.now });
     const keys = createKeyService(config, store, new AuditLog(store), Date.now);
@@ -93,7 +105,7 @@ export async function keysCommand(args: string[]): Promise<number> {
     process.stdout.write(`retired ${key.kid}: JWKS no longer lists it; the server stops using it within a second\n`);
     return 0;
   } catch (err) {
-    if (isLatchkeyError(err) || (err as { code?: string }).code === 'ERR_KEY_FILE') {
+    if (isLatchkeyError(err) || isAtRestError(err)) {
       process.stderr.write(`latchkey: ${(err as Error).message}\n`);
       return 1;
     }

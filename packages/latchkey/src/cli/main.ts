@@ -22,16 +22,19 @@ Usage:
 Options (environment equivalents in brackets):
   --port N          listen port, default 8080 [LATCHKEY_PORT]
   --host H          listen address, default 127.0.0.1 [LATCHKEY_HOST]
-  --data-dir DIR    SQLite file, keys and secrets, default ./.latchkey [LATCHKEY_DATA_DIR]
+  --data-dir DIR    the SQLite store and rate-limit counters, default ./.latchkey (unused on
+                    PostgreSQL) [LATCHKEY_DATA_DIR]
   --config FILE     JSON config file [LATCHKEY_CONFIG]
   [LATCHKEY_DATABASE_URL]  postgres://user:password@host:port/db: store everything in PostgreSQL
                     (several nodes share it) instead of the SQLite file in the data dir
 
 Production: set LATCHKEY_KEY_ENCRYPTION_KEY to 32 random bytes, base64 (openssl rand -base64 32).
-  With it, private signing keys and the secret files of the data dir are encrypted at rest
-  (plaintext ones from an earlier start are encrypted in place); without it, serve warns at
-  start. Every start makes the data dir 0700 and its files 0600. The keys commands make the
-  same checks on an existing data dir (they never create one) and stop on a damaged secret file.
+  Private signing keys and secrets live in the store, encrypted with it (plaintext ones from
+  an earlier start are encrypted in place). Without it, serve warns at start on SQLite and
+  refuses to start on PostgreSQL. Files of an earlier latchkey (csrf.key, refresh.key,
+  device.key, keys/) are moved into the store at start. Every start makes the data dir 0700
+  and its files 0600. The keys commands make the same checks (on SQLite, on an existing data
+  dir only: they never create one) and stop on a secret or key that does not open.
 `;
 
 export type Command = (args: string[]) => Promise<number>;
