@@ -3,8 +3,6 @@ import type { PostgresServer } from '../../scripts/pg-server.mjs';
 import type { RedisServer } from '../../scripts/redis-server.mjs';
 
 export const LATCHKEY_BIN: string;
-/** true once signing keys and secrets live in the store: nodes then start with empty data dirs. */
-export const SECRETS_IN_STORE: boolean;
 export function haproxyBin(): string | undefined;
 export function haproxyConfig(port: number, nodes: { name: string; port: number }[]): string;
 

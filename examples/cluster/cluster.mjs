@@ -5,7 +5,7 @@
 // installed, balancer.mjs in front.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -17,21 +17,6 @@ const ROOT = new URL('../../', import.meta.url).pathname;
 export const LATCHKEY_BIN = join(ROOT, 'packages', 'latchkey', 'bin', 'latchkey.js');
 const NODE_BALANCER = new URL('./balancer.mjs', import.meta.url).pathname;
 
-// ─────────────────────────────────────────────────────────────────────────────────────────────
-// THE SWITCH (flip to true once the signing keys' private halves and the csrf/refresh/device
-// secrets live in the store, sealed with the KEK: branch `secrets`, issue 13).
-//
-// false: a node's data dir still holds keys/<kid>.json, csrf.key, refresh.key and device.key,
-//        and nodes with different ones do not form a cluster (a cookie's CSRF form token, a
-//        refresh token's seal and a token's signature would hold on one node only). So node 1
-//        starts alone, creates them, and they are copied into every other node's data dir
-//        before that node starts. (A key rotated later would reach node 1's dir only.)
-// true:  every node starts together with an empty data dir; the store is all they share.
-export const SECRETS_IN_STORE = false;
-// ─────────────────────────────────────────────────────────────────────────────────────────────
-
-/** What the data dir holds that every node must share while SECRETS_IN_STORE is false. */
-const SHARED_FILES = ['keys', 'csrf.key', 'refresh.key', 'device.key'];
 
 /** HAProxy's binary when Debian's package is installed (it lives in /usr/sbin, not always on PATH). */
 export function haproxyBin() {
@@ -128,19 +113,10 @@ export async function startCluster(options) {
     for (let i = 0; i < o.nodes; i++) {
       cluster.nodes.push(makeNode(`node${i + 1}`, nodePorts[i], join(dir, `node${i + 1}`), env, o));
     }
-    const [first, ...rest] = cluster.nodes;
     step();
-    if (SECRETS_IN_STORE) {
-      await Promise.all(cluster.nodes.map((n) => n.start()));
-    } else {
-      await first.start();
-      step();
-      for (const n of rest) {
-        mkdirSync(n.dataDir, { mode: 0o700 });
-        for (const f of SHARED_FILES) cpSync(join(first.dataDir, f), join(n.dataDir, f), { recursive: true });
-      }
-      await Promise.all(rest.map((n) => n.start()));
-    }
+    // every node starts at once on an empty data dir: signing keys and secrets live in the store,
+    // sealed with the KEK, and the first node to start creates them (the others read them back)
+    await Promise.all(cluster.nodes.map((n) => n.start()));
 
     step();
     if (balancerKind !== 'none') {
