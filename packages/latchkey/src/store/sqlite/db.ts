@@ -1,0 +1,117 @@
+/**
+ * The SQLite connection as the aggregates use it: the file opened safely, statements prepared
+ * once and run by their SQL text, write transactions, and the revocation events a transaction
+ * appends. better-sqlite3 is synchronous, so a transaction is a plain function run between
+ * BEGIN IMMEDIATE and COMMIT: nothing else runs on this connection in between.
+ */
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { restrictMode } from '../../keys/secrets.js';
+import type { RevocationKind, RevocationPolicy } from '../store.js';
+import { Database, type Statement } from './driver.js';
+
+export interface RevocationFields {
+  userId?: string;
+  sid?: string;
+  kid?: string;
+  tokensIssuedBefore?: number;
+  detail?: Record<string, unknown>;
+}
+
+/** Open `filename` (or ':memory:') in WAL mode; a new file is created 0600. */
+export function openDatabase(filename: string): Database {
+  if (filename !== ':memory:') {
+    mkdirSync(dirname(filename), { recursive: true, mode: 0o700 });
+    // SQLite creates the file with the process umask (often 0644) and gives -wal/-shm the
+    // database file's mode: create it 0600 first, and tighten one found looser
+    try {
+      closeSync(openSync(filename, 'wx', 0o600));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    for (const suffix of ['', '-wal', '-shm', '-journal']) restrictMode(filename + suffix, 0o600);
+  }
+  const db = new Database(filename);
+  db.pragma('journal_mode = WAL');
+  // NORMAL is durable across application crashes in WAL mode; a power loss can lose the last commits.
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  return db;
+}
+
+export class Db {
+  policy: RevocationPolicy = { retainSeconds: 3600, now: Date.now };
+  /** Events appended by the transaction under way; onWrite is told once it commits. */
+  private revocationsWritten = false;
+  private readonly statements = new Map<string, Statement>();
+
+  constructor(readonly raw: Database) {}
+
+  /** The statement for `sql`, prepared on first use and kept for the connection's life. */
+  private stmt(sql: string): Statement {
+    let s = this.statements.get(sql);
+    if (s === undefined) {
+      s = this.raw.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
+
+  /** The first row, or undefined. */
+  get<R>(sql: string, ...params: unknown[]): R | undefined {
+    return this.stmt(sql).get(...params) as R | undefined;
+  }
+
+  all<R>(sql: string, ...params: unknown[]): R[] {
+    return this.stmt(sql).all(...params) as R[];
+  }
+
+  /** Run a statement; how many rows it changed. */
+  run(sql: string, ...params: unknown[]): number {
+    return this.stmt(sql).run(...params).changes;
+  }
+
+  /**
+   * Run `fn` in one write transaction (BEGIN IMMEDIATE: the write lock is taken first, so two
+   * processes on the file never both read and then both write). On an exception it is rolled
+   * back, nothing of it remains. After COMMIT the feed is told if it appended events.
+   */
+  tx<T>(fn: () => T): T {
+    this.revocationsWritten = false;
+    let value: T;
+    try {
+      value = this.raw.transaction(fn).immediate();
+    } catch (err) {
+      this.revocationsWritten = false;
+      throw err;
+    }
+    if (this.revocationsWritten) {
+      this.revocationsWritten = false;
+      this.policy.onWrite?.();
+    }
+    return value;
+  }
+
+  /** Append one revocation event inside the transaction under way (tx). */
+  revoke(kind: RevocationKind, e: RevocationFields): void {
+    const at = this.policy.now();
+    const until = Math.floor(at / 1000) + this.policy.retainSeconds;
+    this.run(
+      'INSERT INTO revocations (at, kind, user_id, sid, kid, tokens_issued_before, until, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      at,
+      kind,
+      e.userId ?? null,
+      e.sid ?? null,
+      e.kid ?? null,
+      e.tokensIssuedBefore ?? null,
+      until,
+      JSON.stringify(e.detail ?? {}),
+    );
+    this.revocationsWritten = true;
+  }
+
+  now(): number {
+    return this.policy.now();
+  }
+}

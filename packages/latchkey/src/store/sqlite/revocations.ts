@@ -1,0 +1,44 @@
+/**
+ * The revocation feed's rows. Positions come from AUTOINCREMENT under SQLite's single writer:
+ * a transaction's events get their positions when it writes them, and no other writer commits
+ * in between, so positions become visible in order and a pruned one is never handed out again.
+ * Events are appended by the transaction of the change itself (Db.revoke).
+ */
+import type { RevocationEvent, RevocationKind } from '../store.js';
+import type { Db } from './db.js';
+
+interface RevocationRow {
+  seq: number;
+  at: number;
+  kind: RevocationKind;
+  user_id: string | null;
+  sid: string | null;
+  kid: string | null;
+  tokens_issued_before: number | null;
+  until: number;
+  detail: string;
+}
+
+export function listRevocations(db: Db, afterSeq: number, limit: number, nowSeconds: number): RevocationEvent[] {
+  return db
+    .all<RevocationRow>('SELECT * FROM revocations WHERE seq > ? AND until > ? ORDER BY seq LIMIT ?', afterSeq, nowSeconds, Math.max(1, limit))
+    .map((r) => ({
+      seq: r.seq,
+      at: r.at,
+      kind: r.kind,
+      userId: r.user_id,
+      sid: r.sid,
+      kid: r.kid,
+      tokensIssuedBefore: r.tokens_issued_before,
+      until: r.until,
+      detail: JSON.parse(r.detail) as Record<string, unknown>,
+    }));
+}
+
+export function lastRevocationSeq(db: Db): number {
+  return db.get<{ seq: number }>(`SELECT seq FROM sqlite_sequence WHERE name = 'revocations'`)?.seq ?? 0;
+}
+
+export function pruneRevocations(db: Db, nowSeconds: number): number {
+  return db.run('DELETE FROM revocations WHERE until <= ?', nowSeconds);
+}
