@@ -3,6 +3,7 @@
  * advisory lock: two nodes scheduling the same rotation add one key (the second sees the
  * first's with unlessScheduledAfter), and "one signer at a time" is computed on a stable table.
  */
+import { keyRetired } from '../../revocation/events.js';
 import type { SigningKeyRecord } from '../store.js';
 import { toKey, type KeyRow } from '../rows.js';
 import { LOCK_KEYS, LOCK_SPACE, type Db, type Queryable, type Tx } from './db.js';
@@ -64,7 +65,7 @@ export function retireSigningKey(db: Db, kid: string, at: number): Promise<Signi
     const row = (await tx.query<KeyRow>('SELECT * FROM signing_keys WHERE kid = $1', [kid])).rows[0];
     if (!row) return undefined;
     const r = await tx.query('UPDATE signing_keys SET retired_at = $1 WHERE kid = $2 AND retired_at IS NULL', [at, kid]);
-    if (r.rowCount === 1) tx.revoke('key', { kid, detail: { initiator: 'admin' } });
+    if (r.rowCount === 1) tx.revoke(keyRetired(kid));
     return toKey(row);
   });
 }

@@ -1,22 +1,16 @@
 /**
  * The SQLite connection as the aggregates use it: the file opened safely, statements prepared
- * once and run by their SQL text, write transactions, and the revocation events a transaction
+ * once and run by their SQL text, write transactions, the revocation events a transaction
  * appends. better-sqlite3 is synchronous, so a transaction is a plain function run between
  * BEGIN IMMEDIATE and COMMIT: nothing else runs on this connection in between.
  */
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { restrictMode } from '../../keys/secrets.js';
-import type { RevocationKind, RevocationPolicy } from '../store.js';
+import type { NewRevocation } from '../../revocation/events.js';
+import { pendingRevocation } from '../rows.js';
+import type { RevocationPolicy } from '../store.js';
 import { Database, type Statement } from './driver.js';
-
-export interface RevocationFields {
-  userId?: string;
-  sid?: string;
-  kid?: string;
-  tokensIssuedBefore?: number;
-  detail?: Record<string, unknown>;
-}
 
 /** Open `filename` (or ':memory:') in WAL mode; a new file is created 0600. */
 export function openDatabase(filename: string): Database {
@@ -75,7 +69,7 @@ export class Db {
   /**
    * Run `fn` in one write transaction (BEGIN IMMEDIATE: the write lock is taken first, so two
    * processes on the file never both read and then both write). On an exception it is rolled
-   * back, nothing of it remains. After COMMIT the feed is told if it appended events.
+   * back: nothing of it remains. After COMMIT the feed is told if it appended events.
    */
   tx<T>(fn: () => T): T {
     this.revocationsWritten = false;
@@ -93,22 +87,23 @@ export class Db {
     return value;
   }
 
-  /** Append one revocation event inside the transaction under way (tx). */
-  revoke(kind: RevocationKind, e: RevocationFields): void {
-    const at = this.policy.now();
-    const until = Math.floor(at / 1000) + this.policy.retainSeconds;
-    this.run(
-      'INSERT INTO revocations (at, kind, user_id, sid, kid, tokens_issued_before, until, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-      at,
-      kind,
-      e.userId ?? null,
-      e.sid ?? null,
-      e.kid ?? null,
-      e.tokensIssuedBefore ?? null,
-      until,
-      JSON.stringify(e.detail ?? {}),
-    );
-    this.revocationsWritten = true;
+  /** Append revocation events (revocation/events.ts) inside the transaction under way (tx). */
+  revoke(...events: NewRevocation[]): void {
+    for (const e of events) {
+      const p = pendingRevocation(this.policy, e);
+      this.run(
+        'INSERT INTO revocations (at, kind, user_id, sid, kid, tokens_issued_before, until, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        p.at,
+        p.kind,
+        p.userId,
+        p.sid,
+        p.kid,
+        p.tokensIssuedBefore,
+        p.until,
+        p.detail,
+      );
+      this.revocationsWritten = true;
+    }
   }
 
   now(): number {

@@ -3,6 +3,7 @@
  * processes scheduling the same rotation add one key (the second sees the first's with
  * unlessScheduledAfter), and "one signer at a time" is computed on a stable table.
  */
+import { keyRetired } from '../../revocation/events.js';
 import type { SigningKeyRecord } from '../store.js';
 import { toKey, type KeyRow } from '../rows.js';
 import type { Db } from './db.js';
@@ -65,7 +66,7 @@ export function retireSigningKey(db: Db, kid: string, at: number): SigningKeyRec
     const row = oneKey(db, kid);
     if (!row) return undefined;
     if (db.run('UPDATE signing_keys SET retired_at = ? WHERE kid = ? AND retired_at IS NULL', at, kid) === 1) {
-      db.revoke('key', { kid, detail: { initiator: 'admin' } });
+      db.revoke(keyRetired(kid));
     }
     return toKey(row);
   });

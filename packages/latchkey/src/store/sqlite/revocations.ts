@@ -4,35 +4,14 @@
  * in between, so positions become visible in order and a pruned one is never handed out again.
  * Events are appended by the transaction of the change itself (Db.revoke).
  */
-import type { RevocationEvent, RevocationKind } from '../store.js';
+import { toRevocation, type RevocationRow } from '../rows.js';
+import type { RevocationEvent } from '../store.js';
 import type { Db } from './db.js';
-
-interface RevocationRow {
-  seq: number;
-  at: number;
-  kind: RevocationKind;
-  user_id: string | null;
-  sid: string | null;
-  kid: string | null;
-  tokens_issued_before: number | null;
-  until: number;
-  detail: string;
-}
 
 export function listRevocations(db: Db, afterSeq: number, limit: number, nowSeconds: number): RevocationEvent[] {
   return db
     .all<RevocationRow>('SELECT * FROM revocations WHERE seq > ? AND until > ? ORDER BY seq LIMIT ?', afterSeq, nowSeconds, Math.max(1, limit))
-    .map((r) => ({
-      seq: r.seq,
-      at: r.at,
-      kind: r.kind,
-      userId: r.user_id,
-      sid: r.sid,
-      kid: r.kid,
-      tokensIssuedBefore: r.tokens_issued_before,
-      until: r.until,
-      detail: JSON.parse(r.detail) as Record<string, unknown>,
-    }));
+    .map(toRevocation);
 }
 
 export function lastRevocationSeq(db: Db): number {

@@ -1,10 +1,11 @@
 /** Sessions: create (with the per-user cap), read, touch, end; device labels stored once each. */
 import { LatchkeyError } from '../../errors.js';
-import { handleOf } from '../../sessions/ids.js';
+import { sessionEnded } from '../../revocation/events.js';
+import { handleKeyRange } from '../../sessions/ids.js';
+import { joinedUser, toSession, USER_COLS, type SessionRow, type SessionUserRow } from '../rows.js';
 import type { Session, SessionLimit, SessionWithUser } from '../store.js';
-import { toSession, type SessionRow } from '../rows.js';
 import type { Db } from './db.js';
-import { joinedUser, SESSION_COLS, SESSION_FROM, USER_COLS, type SessionUserRow } from './rows.js';
+import { SESSION_COLS, SESSION_FROM } from './rows.js';
 import { revokeUserTokens } from './users.js';
 
 /** The sweep forgets unused device labels once there are more than this many. */
@@ -53,10 +54,8 @@ function evictForNewSession(db: Db, userId: string, maxPerUser: number | undefin
       excess,
     )
     .map(toSession);
-  for (const s of evicted) {
-    deleteRow(db, s.idHash);
-    revokeSession(db, s, { initiator: 'policy', reason: 'session_limit' });
-  }
+  for (const s of evicted) deleteRow(db, s.idHash);
+  db.revoke(...evicted.map((s) => sessionEnded(s, 'session_limit')));
   return evicted;
 }
 
@@ -68,10 +67,6 @@ function evictForNewSession(db: Db, userId: string, maxPerUser: number | undefin
 function deviceIdFor(db: Db, label: string): number {
   db.run('INSERT INTO devices (label) VALUES (?) ON CONFLICT(label) DO NOTHING', label);
   return db.get<{ id: number }>('SELECT id FROM devices WHERE label = ?', label)!.id;
-}
-
-export function revokeSession(db: Db, s: Session, detail: Record<string, unknown>): void {
-  db.revoke('session', { userId: s.userId, sid: handleOf(s.idHash), detail });
 }
 
 /** Delete one session row (its refresh family goes with it, FK cascade); how many rows went. */
@@ -95,11 +90,9 @@ export function listSessions(db: Db, userId: string): Session[] {
 }
 
 export function findSessionByHandle(db: Db, handle: Buffer, userId?: string): Session | undefined {
-  const rows = db.all<SessionRow>(
-    `SELECT ${SESSION_COLS} FROM ${SESSION_FROM} WHERE s.id_hash >= ? AND s.id_hash < ? LIMIT 2`,
-    handle,
-    prefixEnd(handle),
-  );
+  // blobs compare bytewise, so the handle's range is a range scan of the primary key
+  const { start, end } = handleKeyRange(handle);
+  const rows = db.all<SessionRow>(`SELECT ${SESSION_COLS} FROM ${SESSION_FROM} WHERE s.id_hash >= ? AND s.id_hash < ? LIMIT 2`, start, end);
   // two matches would mean a handle collision: refuse rather than guess
   if (rows.length !== 1) return undefined;
   const s = toSession(rows[0]!);
@@ -113,7 +106,7 @@ export function deleteSession(db: Db, idHash: Buffer): Session | undefined {
     if (!row) return undefined;
     deleteRow(db, idHash);
     const s = toSession(row);
-    revokeSession(db, s, {});
+    db.revoke(sessionEnded(s, 'deleted'));
     return s;
   });
 }
@@ -123,7 +116,7 @@ export function deleteUserSessions(db: Db, userId: string, except?: Buffer, init
     const gone = deleteUserSessionsIn(db, userId, except);
     // one user-wide cutoff however many sessions ended (the feed's growth is not the user's to choose);
     // the session kept gets fresh tokens, minted after it
-    if (gone.length) revokeUserTokens(db, 'user', userId, { ...(initiator ? { initiator } : {}), reason: 'signed_out_everywhere' }, gone);
+    if (gone.length) revokeUserTokens(db, userId, { change: 'signed_out_everywhere', ended: gone, ...(initiator ? { initiator } : {}) });
     return gone;
   });
 }
@@ -149,17 +142,4 @@ export function deleteExpiredSessions(db: Db, now: number, idleTimeoutSeconds: n
     }
     return n;
   });
-}
-
-/** Smallest blob greater than every blob starting with `prefix`. */
-function prefixEnd(prefix: Buffer): Buffer {
-  const end = Buffer.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i] = end[i]! + 1;
-      return end.subarray(0, i + 1);
-    }
-  }
-  // all 0xff: longer than any 32-byte hash, so greater than every match
-  return Buffer.alloc(33, 0xff);
 }

@@ -1,9 +1,9 @@
 /** Accounts: create, read, and the changes that end sessions or move the token cutoff. */
 import { LatchkeyError } from '../../errors.js';
-import { userEventDetails } from '../../revocation/user-events.js';
+import { nextTokenCutoff, passwordChanged, userTokensRevoked, type UserChange } from '../../revocation/events.js';
+import { toUser, type UserRow } from '../rows.js';
 import type { NewUser, Session, User, UserWithSecret } from '../store.js';
 import type { Db } from './db.js';
-import { toUser, type UserRow } from './rows.js';
 import { deleteUserSessionsIn } from './sessions.js';
 
 export function createUser(db: Db, user: NewUser): User {
@@ -40,11 +40,11 @@ export function changePassword(db: Db, userId: string, passwordHash: string, kee
     if (db.run('UPDATE users SET password_hash = ? WHERE id = ?', passwordHash, userId) === 0) {
       throw new LatchkeyError('user_not_found', 'no such user');
     }
-    db.revoke('credential', { userId, detail: { credential_type: 'password', initiator: 'user' } });
+    db.revoke(passwordChanged(userId));
     // one cutoff for the user, not an event per session: the kept session is renewed by the caller,
     // and the renewed session's tokens are minted after the cutoff
     const ended = deleteUserSessionsIn(db, userId, keepSession);
-    revokeUserTokens(db, 'user', userId, { initiator: 'user', reason: 'password_changed' }, ended);
+    revokeUserTokens(db, userId, { change: 'password_changed', ended });
     return ended;
   });
 }
@@ -57,7 +57,7 @@ export function setUserDisabled(db: Db, userId: string, disabled: boolean): Sess
     if (!disabled) return [];
     // one event for the user as a whole: it also covers tokens of sessions ended earlier
     const ended = deleteUserSessionsIn(db, userId);
-    revokeUserTokens(db, 'user', userId, { initiator: 'admin', reason: 'disabled' }, ended);
+    revokeUserTokens(db, userId, { change: 'disabled', ended });
     return ended;
   });
 }
@@ -66,34 +66,20 @@ export function setUserRoles(db: Db, userId: string, roles: string[]): boolean {
   return db.tx(() => {
     if (db.run('UPDATE users SET roles = ? WHERE id = ?', JSON.stringify(roles), userId) === 0) return false;
     // tokens carrying the old roles are refused; the issuer signs new ones from the next second
-    revokeUserTokens(db, 'claims', userId, { roles });
+    revokeUserTokens(db, userId, { change: 'roles_changed', roles });
     return true;
   });
 }
 
 /**
- * Every token of the user issued before the next second is revoked; the issuer never signs an earlier iat again.
- * `ended`: the sessions this change ends, named in the event (`detail.sids`) so that a token minted for one of
- * them after the cutoff (by a request or refresh grant that read the session just before it ended) is refused
- * too: the cutoff alone cannot tell such a token from one of a session that lives on (docs/revocation.md).
+ * Move the user's token cutoff (revocation/events.ts nextTokenCutoff) and write the change's
+ * events, inside the caller's transaction: under SQLite's write lock, the cutoff read is the
+ * one moved.
  */
-export function revokeUserTokens(
-  db: Db,
-  kind: 'user' | 'claims',
-  userId: string,
-  detail: Record<string, unknown>,
-  ended?: readonly Session[],
-): void {
-  // strictly past the previous cutoff: tokens minted since a change earlier in the same second carry
-  // iat = that cutoff, and this change must revoke them too (else a role granted and taken back within
-  // a second would leave the granted tokens valid). Many changes in one second date new tokens ahead;
-  // verifiers refuse those past their clock tolerance until time catches up (fail closed).
-  const previous = db.get<UserRow>('SELECT * FROM users WHERE id = ?', userId)?.tokens_not_before ?? 0;
-  const cutoff = Math.max(Math.floor(db.now() / 1000) + 1, previous + 1);
-  db.run('UPDATE users SET tokens_not_before = MAX(tokens_not_before, ?) WHERE id = ?', cutoff, userId);
-  if (ended === undefined) {
-    db.revoke(kind, { userId, tokensIssuedBefore: cutoff, detail });
-    return;
-  }
-  for (const d of userEventDetails(detail, ended)) db.revoke(kind, { userId, tokensIssuedBefore: cutoff, detail: d });
+export function revokeUserTokens(db: Db, userId: string, change: UserChange): void {
+  const previous = db.get<{ tokens_not_before: number }>('SELECT tokens_not_before FROM users WHERE id = ?', userId)?.tokens_not_before;
+  if (previous === undefined) return;
+  const cutoff = nextTokenCutoff(previous, db.now());
+  db.run('UPDATE users SET tokens_not_before = ? WHERE id = ?', cutoff, userId);
+  db.revoke(...userTokensRevoked(userId, cutoff, change));
 }
