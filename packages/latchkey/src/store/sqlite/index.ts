@@ -23,6 +23,7 @@ import type {
   User,
   UserWithSecret,
 } from '../store.js';
+import type { StoreLog } from '../outage.js';
 import * as audit from './audit.js';
 import { Db, openDatabase } from './db.js';
 import type { Database } from './driver.js';
@@ -79,6 +80,10 @@ export class SqliteStore implements Store {
 
   setRevocationPolicy(policy: RevocationPolicy): void {
     this.conn.policy = policy;
+  }
+
+  setLog(log: StoreLog): void {
+    this.conn.setLog(log);
   }
 
   async createUser(user: NewUser): Promise<User> {
