@@ -35,7 +35,7 @@ export async function insertSession(tx: Tx, s: Session): Promise<void> {
  */
 export async function evictForNewSession(tx: Tx, userId: string, maxPerUser: number | undefined): Promise<Session[]> {
   if (maxPerUser === undefined) return [];
-  if (!(await lockUser(tx, userId))) throw new LatchkeyError('user_not_found', 'no such user');
+  if ((await lockUser(tx, userId)) === undefined) throw new LatchkeyError('user_not_found', 'no such user');
   const count = await tx.query<{ n: number }>('SELECT COUNT(*)::int AS n FROM sessions WHERE user_id = $1', [userId]);
   const excess = (count.rows[0]?.n ?? 0) - Math.max(1, maxPerUser) + 1;
   if (excess <= 0) return [];
@@ -100,10 +100,11 @@ export function deleteSession(db: Db, idHash: Buffer): Promise<Session | undefin
 
 export function deleteUserSessions(db: Db, userId: string, except?: Buffer, initiator?: 'user' | 'admin'): Promise<Session[]> {
   return db.tx(async (tx) => {
-    if (!(await lockUser(tx, userId))) return [];
+    const cutoff = await lockUser(tx, userId);
+    if (cutoff === undefined) return [];
     const gone = await deleteUserSessionsIn(tx, userId, except);
     // one user-wide cutoff however many sessions ended (the feed's growth is not the user's to choose)
-    if (gone.length) await revokeUserTokens(tx, userId, { change: 'signed_out_everywhere', ended: gone, ...(initiator ? { initiator } : {}) });
+    if (gone.length) await revokeUserTokens(tx, userId, cutoff, { change: 'signed_out_everywhere', ended: gone, ...(initiator ? { initiator } : {}) });
     return gone;
   });
 }

@@ -38,55 +38,61 @@ export async function getUserById(db: Queryable, id: string): Promise<UserWithSe
 
 export function changePassword(db: Db, userId: string, passwordHash: string, keepSession?: Buffer): Promise<Session[]> {
   return db.tx(async (tx) => {
-    const r = await tx.query('UPDATE users SET password_hash = $1 WHERE id = $2', [passwordHash, userId]);
-    if (r.rowCount === 0) throw new LatchkeyError('user_not_found', 'no such user');
+    const r = await tx.query<CutoffRow>('UPDATE users SET password_hash = $1 WHERE id = $2 RETURNING tokens_not_before', [passwordHash, userId]);
+    if (!r.rows[0]) throw new LatchkeyError('user_not_found', 'no such user');
     tx.revoke(passwordChanged(userId));
     // one cutoff for the user, not an event per session: the kept session is renewed by the caller,
     // and the renewed session's tokens are minted after the cutoff
     const ended = await deleteUserSessionsIn(tx, userId, keepSession);
-    await revokeUserTokens(tx, userId, { change: 'password_changed', ended });
+    await revokeUserTokens(tx, userId, r.rows[0].tokens_not_before, { change: 'password_changed', ended });
     return ended;
   });
 }
 
 export function setUserDisabled(db: Db, userId: string, disabled: boolean): Promise<Session[]> {
   return db.tx(async (tx) => {
-    const r = await tx.query('UPDATE users SET disabled = $1 WHERE id = $2', [disabled, userId]);
-    if (r.rowCount === 0) throw new LatchkeyError('user_not_found', 'no such user');
+    const r = await tx.query<CutoffRow>('UPDATE users SET disabled = $1 WHERE id = $2 RETURNING tokens_not_before', [disabled, userId]);
+    if (!r.rows[0]) throw new LatchkeyError('user_not_found', 'no such user');
     if (!disabled) return [];
     // one event for the user as a whole: it also covers tokens of sessions ended earlier
     const ended = await deleteUserSessionsIn(tx, userId);
-    await revokeUserTokens(tx, userId, { change: 'disabled', ended });
+    await revokeUserTokens(tx, userId, r.rows[0].tokens_not_before, { change: 'disabled', ended });
     return ended;
   });
 }
 
 export function setUserRoles(db: Db, userId: string, roles: string[]): Promise<boolean> {
   return db.tx(async (tx) => {
-    const r = await tx.query('UPDATE users SET roles = $1 WHERE id = $2', [roles, userId]);
-    if (r.rowCount === 0) return false;
+    const r = await tx.query<CutoffRow>('UPDATE users SET roles = $1 WHERE id = $2 RETURNING tokens_not_before', [roles, userId]);
+    if (!r.rows[0]) return false;
     // tokens carrying the old roles are refused; the issuer signs new ones from the next second
-    await revokeUserTokens(tx, userId, { change: 'roles_changed', roles });
+    await revokeUserTokens(tx, userId, r.rows[0].tokens_not_before, { change: 'roles_changed', roles });
     return true;
   });
 }
 
+/** The user's token cutoff as the statement that locked the row read it. */
+interface CutoffRow {
+  tokens_not_before: number;
+}
+
 /**
- * Move the user's token cutoff (revocation/events.ts nextTokenCutoff) and write the change's
- * events. The user's row is read FOR NO KEY UPDATE (every caller has locked it already by
- * then), so concurrent changes on several nodes read and move the cutoff one after another.
+ * Move the user's token cutoff from `previous` (revocation/events.ts nextTokenCutoff) and write
+ * the change's events. `previous` was read by the statement that locked the user's row (the
+ * change's UPDATE, or lockUser) in this transaction, so concurrent changes on several nodes
+ * read and move the cutoff one after another.
  */
-export async function revokeUserTokens(tx: Tx, userId: string, change: UserChange): Promise<void> {
-  const r = await tx.query<{ tokens_not_before: number }>('SELECT tokens_not_before FROM users WHERE id = $1 FOR NO KEY UPDATE', [userId]);
-  const previous = r.rows[0]?.tokens_not_before;
-  if (previous === undefined) return;
+export async function revokeUserTokens(tx: Tx, userId: string, previous: number, change: UserChange): Promise<void> {
   const cutoff = nextTokenCutoff(previous, tx.now());
   await tx.query('UPDATE users SET tokens_not_before = $1 WHERE id = $2', [cutoff, userId]);
   tx.revoke(...userTokensRevoked(userId, cutoff, change));
 }
 
-/** Lock the user's row for the rest of the transaction (the first lock, see Db.tx); false if there is no such user. */
-export async function lockUser(tx: Tx, userId: string): Promise<boolean> {
-  const r = await tx.query('SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE', [userId]);
-  return r.rowCount === 1;
+/**
+ * Lock the user's row for the rest of the transaction (the first lock, see Db.tx). Returns the
+ * user's token cutoff (see revokeUserTokens), undefined if there is no such user.
+ */
+export async function lockUser(tx: Tx, userId: string): Promise<number | undefined> {
+  const r = await tx.query<CutoffRow>('SELECT tokens_not_before FROM users WHERE id = $1 FOR NO KEY UPDATE', [userId]);
+  return r.rows[0]?.tokens_not_before;
 }
