@@ -15,7 +15,7 @@ import { isLatchkeyError } from '../src/errors.js';
 import { Database } from '../src/store/sqlite/driver.js';
 import { isUnavailable } from '../src/store/sqlite/db.js';
 import { SqliteStore } from '../src/store/sqlite/index.js';
-import { Client, json, startServer, type TestServer } from './helpers.js';
+import { assertStoreUnavailable, Client, json, startServer, type TestServer } from './helpers.js';
 import { form, loginTokens, newEmail, signup } from './token-helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'latchkey-sqlite-outage-'));
@@ -40,13 +40,6 @@ async function node(logged: Logged[], busyMs = 200): Promise<{ srv: TestServer; 
   return { srv, store, file: join(srv.config.dataDir, 'latchkey.sqlite') };
 }
 
-async function assertUnavailable(res: Response): Promise<void> {
-  assert.equal(res.status, 503);
-  assert.equal(res.headers.get('content-type'), 'application/problem+json; charset=utf-8');
-  assert.equal(Number(res.headers.get('retry-after')), 5);
-  assert.equal((await json(res)).code, 'store_unavailable');
-}
-
 describe('SQLite failing under a running instance', () => {
   it('another connection holding the write lock past the busy timeout: writes answer 503 with Retry-After (temporarily_unavailable under /oauth), reads go on, nothing is written; all succeed once it lets go', async () => {
     const logged: Logged[] = [];
@@ -60,13 +53,13 @@ describe('SQLite failing under a running instance', () => {
 
       holder.exec('BEGIN IMMEDIATE');
       // sign-up: the user row cannot be written
-      await assertUnavailable(await new Client(srv.url).signup(later));
+      await assertStoreUnavailable(await new Client(srv.url).signup(later));
       // login: the session cannot be written, and no cookie is set
       const other = new Client(srv.url);
-      await assertUnavailable(await other.login(email));
+      await assertStoreUnavailable(await other.login(email));
       assert.equal(other.cookies.size, 0);
       // logout: the session cannot be deleted; the browser keeps it
-      await assertUnavailable(await browser.post('/v1/logout'));
+      await assertStoreUnavailable(await browser.post('/v1/logout'));
       // the refresh grant's rotation cannot be written
       const grant = await form(srv, '/oauth/token', { grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, client_id: 'latchkey' });
       assert.equal(grant.status, 503);
@@ -107,9 +100,9 @@ describe('SQLite failing under a running instance', () => {
       assert.equal((await new Client(srv.url).login(email)).status, 200);
       store.db.pragma('query_only = ON');
       const later = newEmail('readonly');
-      await assertUnavailable(await new Client(srv.url).signup(later));
-      await assertUnavailable(await new Client(srv.url).login(email));
-      await assertUnavailable(await browser.post('/v1/sessions/revoke-others'));
+      await assertStoreUnavailable(await new Client(srv.url).signup(later));
+      await assertStoreUnavailable(await new Client(srv.url).login(email));
+      await assertStoreUnavailable(await browser.post('/v1/sessions/revoke-others'));
       assert.equal(logged[0]?.obj.code, 'SQLITE_READONLY');
       assert.equal(logged.length, 1);
 
