@@ -91,6 +91,50 @@ describe('postgres store', () => {
     }
   });
 
+  it('watchRevocations: a commit with events on another node wakes the listener, one without does not; once stopped, nothing wakes it', async () => {
+    const url = await createDatabase();
+    const a = new PostgresStore({ url, poolSize: 2 });
+    const b = new PostgresStore({ url, poolSize: 2 });
+    try {
+      await a.migrate();
+      await b.migrate();
+      let wakes = 0;
+      let woken: () => void = () => undefined;
+      const nextWake = () => new Promise<void>((r) => (woken = r));
+      const errors: unknown[] = [];
+      let listening = nextWake();
+      const stop = a.watchRevocations(
+        () => {
+          wakes++;
+          woken();
+        },
+        (err) => errors.push(err),
+      );
+      // the listener wakes once when its LISTEN is in place (whatever was missed before)
+      await listening;
+      wakes = 0;
+      const settle = () => new Promise((r) => setTimeout(r, 300));
+      await b.createUser({ id: 'u_w', email: 'w@example.com', passwordHash: 'h', createdAt: 1 });
+      const s = { idHash: randomBytes(32), userId: 'u_w', createdAt: 1, lastSeenAt: 1, expiresAt: 9999, device: 'x', ip: '192.0.2.1' };
+      const t = { ...s, idHash: randomBytes(32) };
+      await b.createSession(s);
+      await b.createSession(t);
+      listening = nextWake();
+      await b.deleteSession(s.idHash);
+      await listening;
+      // notifications arrive in commit order: one for an event-less commit would have come first
+      await settle();
+      assert.equal(wakes, 1);
+      stop();
+      await b.deleteSession(t.idHash);
+      await settle();
+      assert.equal(wakes, 1);
+      assert.deepEqual(errors, []);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
   it('revocation positions are gap-free in commit order: writers on several nodes, a reader polling after its last position misses nothing', async () => {
     const url = await createDatabase();
     const setup = new PostgresStore({ url, poolSize: 2 });
