@@ -80,6 +80,28 @@ describe('three nodes on one database behind one issuer URL', () => {
     });
   });
 
+  describe('one issuer URL in front of every node', () => {
+    it('the sign-out form of the account page node 1 rendered is accepted by node 2 (Origin: the issuer), and the session then ends on every node', async (t: TestContext) => {
+      await explained(t, cluster, async () => {
+        const [n1, n2, n3] = cluster.nodes as [Node, Node, Node];
+        const u = await user(n1, 'form');
+        const page = await u.browser.get('/account');
+        assert.equal(page.status, 200);
+        const token = /name="_csrf" value="([^"]+)"/.exec(await page.text())?.[1];
+        assert.ok(token);
+        // a browser behind the balancer sends the issuer's origin, whichever node answers
+        const res = await on(n2, u.browser).post('/signout', new URLSearchParams({ _csrf: token }).toString(), {
+          'content-type': 'application/x-www-form-urlencoded',
+          origin: cluster.issuer,
+          'sec-fetch-site': 'same-origin',
+        });
+        assert.equal(res.status, 303);
+        assert.equal(res.headers.get('location'), '/signin?signedout=1');
+        for (const n of [n1, n2, n3]) await until(() => sessionStatus(on(n, u.browser)), 401, 200, DEADLINE_MS);
+      });
+    });
+  });
+
   interface Row {
     seq: number;
     kind: string;
