@@ -6,11 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it, type TestContext } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from './helpers.js';
 import { createDatabase } from './postgres.js';
 import { newEmail, PASSWORD } from './token-helpers.js';
-import { explained, LEVEL, on, sessionStatus, startCluster, type Cluster, type Node } from './cluster/nodes.js';
+import { explained, LEVEL, on, sessionStatus, startCluster, until, type Cluster, type Node } from './cluster/nodes.js';
 
 const WORKERS = 6;
 /** Sign-ups node 1 acknowledges before it is killed, and the survivors after. */
@@ -59,12 +58,15 @@ describe('a node killed under a sign-up loop', () => {
         }
       };
       const loop = Promise.all(Array.from({ length: WORKERS }, (_, w) => worker(w)));
-      while (acked(n1) < BEFORE_KILL) await sleep(5);
-      const survivorsBefore = acked(n2) + acked(n3);
-      await n1.kill('SIGKILL');
-      while (acked(n2) + acked(n3) < survivorsBefore + AFTER_KILL) await sleep(5);
-      stop = true;
-      await loop;
+      try {
+        await until(async () => acked(n1) >= BEFORE_KILL, true, false, 60_000);
+        const survivorsBefore = acked(n2) + acked(n3);
+        await n1.kill('SIGKILL');
+        await until(async () => acked(n2) + acked(n3) >= survivorsBefore + AFTER_KILL, true, false, 60_000);
+      } finally {
+        stop = true;
+        await loop;
+      }
 
       assert.equal(n1.alive, false);
       const answered = attempts.filter((a) => a.status !== undefined);

@@ -1,9 +1,11 @@
 /**
  * Scheduled signing-key rotation on three `latchkey serve` processes sharing one PostgreSQL
  * database. Every node re-reads the key schedule each second and rotates when the next key
- * is due; the store's key lock lets one of them add it. With keys.rotationIntervalSeconds 60
- * and keys.prePublishSeconds 30, the next key is due 30 s after the first one started
- * signing, when all three nodes are running, and signs 30 s after that.
+ * is due; the store's key lock lets one of them add it. The nodes start with an interval far
+ * longer than the test; once all three run, the first key's start is moved back in the store
+ * (the nodes re-read it within a second) so that the next key is due a few seconds later,
+ * as if the key had been signing that long: the due time falls when all three are running,
+ * however long they took to start.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it, type TestContext } from 'node:test';
@@ -14,23 +16,24 @@ import { createDatabase } from './postgres.js';
 import { MOBILE_UA, newEmail, PASSWORD } from './token-helpers.js';
 import { admin, explained, LEVEL, SHARED_SECRETS, startCluster, until, type Cluster, type Node } from './cluster/nodes.js';
 
-const INTERVAL = 60;
-const PRE_PUBLISH = 30;
+const INTERVAL = 3600;
+const PRE_PUBLISH = 10;
+/** Seconds from moving the schedule to the rotation's due time: every node re-reads it before. */
+const DUE_IN = 5;
 
 let cluster: Cluster;
 let db: pg.Client;
-/** When the nodes were all running (Unix seconds). */
-let allRunningAt: number;
 let email: string;
 
 interface KeyRow {
   kid: string;
+  created_at: number;
   activates_at: number;
   deactivates_at: number | null;
 }
 
 const keys = async () =>
-  (await db.query<KeyRow>('SELECT kid, activates_at::int, deactivates_at::int FROM signing_keys ORDER BY activates_at, kid')).rows;
+  (await db.query<KeyRow>('SELECT kid, created_at::int, activates_at::int, deactivates_at::int FROM signing_keys ORDER BY activates_at, kid')).rows;
 
 async function jwksOf(node: Node): Promise<{ body: string; etag: string | null; kids: string[] }> {
   const res = await fetch(`${node.url}/.well-known/jwks.json`);
@@ -60,7 +63,6 @@ describe('scheduled key rotation on three nodes', () => {
       ...(process.env.LATCHKEY_TEST_REDIS_URL ? { redisUrl: process.env.LATCHKEY_TEST_REDIS_URL } : {}),
       config: { keys: { rotationIntervalSeconds: INTERVAL, prePublishSeconds: PRE_PUBLISH } },
     });
-    allRunningAt = Math.ceil(Date.now() / 1000);
     db = new pg.Client({ connectionString: databaseUrl });
     await db.connect();
     email = newEmail('keys');
@@ -76,16 +78,20 @@ describe('scheduled key rotation on three nodes', () => {
       const [first, ...others] = await keys();
       assert.ok(first);
       assert.deepEqual(others, [], 'one key at start');
-      const due = first.activates_at + INTERVAL - PRE_PUBLISH;
-      assert.ok(allRunningAt < due, `all three nodes were running (at ${allRunningAt}) before the rotation was due (${due})`);
+      const due = Math.floor(Date.now() / 1000) + DUE_IN;
+      const activatedAt = due - (INTERVAL - PRE_PUBLISH);
+      await db.query('UPDATE signing_keys SET activates_at = $1 WHERE kid = $2', [activatedAt, first.kid]);
 
-      await until(async () => (await keys()).length > 1, true, false, (due - Date.now() / 1000) * 1000 + 15_000);
+      await until(async () => (await keys()).length > 1, true, false, (DUE_IN + 20) * 1000);
+      for (const n of cluster.nodes) assert.ok(n.alive, `node ${n.index + 1} was running`);
       // every node has re-read the schedule a few times since: none added another key
       await sleep(3000);
       const after = await keys();
       assert.equal(after.length, 2, 'exactly one new key');
       const next = after[1]!;
-      assert.equal(next.activates_at, first.activates_at + INTERVAL, 'it signs one interval after the first');
+      assert.ok(next.created_at >= due, `made when due (${due}), not before (${next.created_at})`);
+      assert.ok(next.activates_at >= activatedAt + INTERVAL, 'it signs once the first key\'s interval is over');
+      assert.ok(next.activates_at - next.created_at >= PRE_PUBLISH, 'published a full pre-publish period before it signs');
       assert.equal(after[0]!.deactivates_at, next.activates_at, 'the first key hands over to it');
       const rotated = await json<{ events: { detail: { kid: string; why: string } }[] }>(await admin(cluster.nodes[0]!, 'GET', '/v1/admin/audit?type=key_rotated'));
       assert.deepEqual(

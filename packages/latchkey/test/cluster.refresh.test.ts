@@ -15,7 +15,8 @@ import { createDatabase } from './postgres.js';
 import { insecure, MOBILE_UA, newEmail, PASSWORD, type TokenResponse } from './token-helpers.js';
 import { admin, explained, startCluster, type Cluster, type Node } from './cluster/nodes.js';
 
-const GRACE = 5;
+/** Wide, so that none of the concurrent refreshes arrives past it on a loaded machine. */
+const GRACE = 10;
 const CONCURRENT = 30;
 const client: oauth.Client = { client_id: 'latchkey' };
 
