@@ -48,9 +48,15 @@ export async function startBalancer(port: number, backends: () => readonly numbe
   };
   const server: Server = createServer((client) => {
     const node = balancer.target;
+    const port = backends()[node];
+    if (port === undefined) {
+      // no such node (yet): refused, as a balancer with no backend would
+      client.destroy();
+      return;
+    }
     const record: Connection = { node, sent: '' };
     connections.push(record);
-    const upstream = connect(backends()[node]!, '127.0.0.1');
+    const upstream = connect(port, '127.0.0.1');
     const entry = { node, client, upstream };
     open.add(entry);
     const end = () => {

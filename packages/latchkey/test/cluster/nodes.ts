@@ -29,8 +29,7 @@ import { startBalancer, type Balancer } from './balancer.js';
  */
 export const SHARED_SECRETS: 'copy' | 'store' = 'copy';
 
-export const BIN = new URL('../../bin/latchkey.js', import.meta.url).pathname;
-export { ADMIN_KEY };
+const BIN = new URL('../../bin/latchkey.js', import.meta.url).pathname;
 
 export interface ClusterOptions {
   /** postgres:// URL of the database the nodes share. */
@@ -55,6 +54,7 @@ export interface LogLine {
 export const LEVEL = { warn: 40, error: 50, fatal: 60 } as const;
 
 export interface Node {
+  /** 0 for the first node: tests and messages call it node 1. */
   readonly index: number;
   /** http://127.0.0.1:<port>: this node, bypassing the balancer. */
   readonly url: string;
@@ -104,8 +104,9 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       passwords: { argon2: FAST_ARGON2 },
       // every test user signs up from 127.0.0.1: sign-up limits are tested where they are set low
       rateLimit: { signupPerIp: 100_000 },
-      // a Redis of its own in effect: clusters of test files running at once share the runner's Redis
-      ...(opts.redisUrl ? { redis: { keyPrefix: `c${randomBytes(4).toString('hex')}:` } } : {}),
+      // a Redis of its own in effect: clusters of test files running at once share the runner's Redis;
+      // and on a loaded machine a command must not time out (and fall back, logging an outage) while it is up
+      ...(opts.redisUrl ? { redis: { keyPrefix: `c${randomBytes(4).toString('hex')}:`, commandTimeoutMs: 10_000 } } : {}),
     },
     opts.config ?? {},
   );
@@ -187,16 +188,14 @@ function copySecrets(from: string, to: string): void {
 
 class ProcessNode implements Node {
   private out = '';
-  private exited: Promise<void>;
-  port: number;
+  private readonly exited: Promise<void>;
 
   constructor(
     readonly index: number,
     readonly dataDir: string,
     private readonly child: ChildProcess,
-    port: number,
+    readonly port: number,
   ) {
-    this.port = port;
     live.add(child);
     child.stdout!.on('data', (d: Buffer) => (this.out += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (this.out += d.toString()));
@@ -240,10 +239,6 @@ class ProcessNode implements Node {
     const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
     await this.exited;
     clearTimeout(timer);
-  }
-
-  waitExit(): Promise<void> {
-    return this.exited;
   }
 }
 
