@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { Client, json } from './helpers.js';
 import { createDatabase } from './postgres.js';
-import { MOBILE_UA, newEmail, PASSWORD } from './token-helpers.js';
+import { loginTokens, newEmail, PASSWORD } from './token-helpers.js';
 import { admin, explained, LEVEL, SHARED_SECRETS, startCluster, until, type Cluster, type Node } from './cluster/nodes.js';
 
 const INTERVAL = 3600;
@@ -44,13 +44,7 @@ async function jwksOf(node: Node): Promise<{ body: string; etag: string | null; 
 
 /** The kid of an access token minted by `node` now (a token client's login). */
 async function signingKid(node: Node): Promise<string> {
-  const res = await fetch(`${node.url}/v1/tokens`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'user-agent': MOBILE_UA },
-    body: JSON.stringify({ email, password: PASSWORD }),
-  });
-  assert.equal(res.status, 200);
-  const { access_token } = await json<{ access_token: string }>(res);
+  const { access_token } = await loginTokens(node, email);
   return (JSON.parse(Buffer.from(access_token.split('.')[0]!, 'base64url').toString()) as { kid: string }).kid;
 }
 

@@ -7,16 +7,15 @@
  * revocations reach every node again, with no node restarted.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import pg from 'pg';
 import { startPostgres, type PostgresServer } from '../../../scripts/pg-server.mjs';
 import { Client, json } from './helpers.js';
-import { MOBILE_UA, newEmail, PASSWORD, type TokenResponse } from './token-helpers.js';
+import { createDatabaseOn } from './postgres.js';
+import { form, loginTokens, newEmail, PASSWORD, type TokenResponse } from './token-helpers.js';
 import { explained, LEVEL, on, sessionStatus, startCluster, until, type Cluster, type Node } from './cluster/nodes.js';
 
 const DEADLINE_MS = 10_000;
@@ -27,28 +26,6 @@ const LISTEN_LOST = "revocation feed: listening for other nodes' events failed; 
 const dir = mkdtempSync(join(tmpdir(), 'latchkey-cluster-pg-'));
 let server: PostgresServer;
 let cluster: Cluster;
-
-/** A new database on the private server; returns its URL. */
-async function freshDatabase(): Promise<string> {
-  const name = `cluster_${randomBytes(6).toString('hex')}`;
-  const c = new pg.Client({ connectionString: server.url });
-  await c.connect();
-  try {
-    await c.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await c.end();
-  }
-  const u = new URL(server.url);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
-
-const form = (node: Node, path: string, params: Record<string, string>) =>
-  fetch(`${node.url}${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams(params).toString(),
-  });
 
 const refreshAt = (node: Node, rt: string) => form(node, '/oauth/token', { grant_type: 'refresh_token', refresh_token: rt, client_id: 'latchkey' });
 
@@ -81,7 +58,7 @@ describe('PostgreSQL stopped and started again under three nodes', () => {
   before(async () => {
     server = await startPostgres(dir);
     cluster = await startCluster({
-      databaseUrl: await freshDatabase(),
+      databaseUrl: await createDatabaseOn(server.url),
       ...(process.env.LATCHKEY_TEST_REDIS_URL ? { redisUrl: process.env.LATCHKEY_TEST_REDIS_URL } : {}),
     });
   });
@@ -100,13 +77,7 @@ describe('PostgreSQL stopped and started again under three nodes', () => {
       assert.equal((await browser.signup(email, PASSWORD)).status, 201);
       const laptop = new Client(nodes[0]!.url, 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36');
       assert.equal((await laptop.login(email, PASSWORD)).status, 200);
-      const login = await fetch(`${nodes[1]!.url}/v1/tokens`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'user-agent': MOBILE_UA },
-        body: JSON.stringify({ email, password: PASSWORD }),
-      });
-      assert.equal(login.status, 200);
-      let rt = (await json<TokenResponse>(login)).refresh_token!;
+      let rt = (await loginTokens(nodes[1]!, email)).refresh_token!;
       // every node has served (and cached) both browser sessions
       for (const n of nodes) for (const b of [browser, laptop]) assert.equal(await sessionStatus(on(n, b)), 200);
 

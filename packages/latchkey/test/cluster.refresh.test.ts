@@ -12,7 +12,7 @@ import * as oauth from 'oauth4webapi';
 import pg from 'pg';
 import { Client, json } from './helpers.js';
 import { createDatabase } from './postgres.js';
-import { insecure, MOBILE_UA, newEmail, PASSWORD, type TokenResponse } from './token-helpers.js';
+import { insecure, loginTokens, newEmail, PASSWORD, type TokenResponse } from './token-helpers.js';
 import { admin, explained, startCluster, type Cluster, type Node } from './cluster/nodes.js';
 
 /** Wide, so that none of the concurrent refreshes arrives past it on a loaded machine. */
@@ -72,13 +72,7 @@ describe('refresh tokens on three nodes', () => {
     const res = await new Client(node.url).signup(email, PASSWORD);
     assert.equal(res.status, 201);
     const userId = (await json<{ user: { id: string } }>(res)).user.id;
-    const login = await fetch(`${node.url}/v1/tokens`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'user-agent': MOBILE_UA },
-      body: JSON.stringify({ email, password: PASSWORD }),
-    });
-    assert.equal(login.status, 200);
-    const tokens = await json<TokenResponse>(login);
+    const tokens = await loginTokens(node, email);
     const sid = JSON.parse(Buffer.from(tokens.access_token.split('.')[1]!, 'base64url').toString()).sid as string;
     return { userId, tokens, sid };
   }
