@@ -31,7 +31,6 @@ describe('a node killed under a sign-up loop', () => {
   before(async () => {
     cluster = await startCluster({
       databaseUrl: await createDatabase(),
-      ...(process.env.LATCHKEY_TEST_REDIS_URL ? { redisUrl: process.env.LATCHKEY_TEST_REDIS_URL } : {}),
     });
   });
   after(() => cluster?.close());

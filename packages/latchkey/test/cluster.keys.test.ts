@@ -54,7 +54,6 @@ describe('scheduled key rotation on three nodes', () => {
     const databaseUrl = await createDatabase();
     cluster = await startCluster({
       databaseUrl,
-      ...(process.env.LATCHKEY_TEST_REDIS_URL ? { redisUrl: process.env.LATCHKEY_TEST_REDIS_URL } : {}),
       config: { keys: { rotationIntervalSeconds: INTERVAL, prePublishSeconds: PRE_PUBLISH } },
     });
     db = new pg.Client({ connectionString: databaseUrl });

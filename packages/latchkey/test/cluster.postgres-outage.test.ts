@@ -59,7 +59,6 @@ describe('PostgreSQL stopped and started again under three nodes', () => {
     server = await startPostgres(dir);
     cluster = await startCluster({
       databaseUrl: await createDatabaseOn(server.url),
-      ...(process.env.LATCHKEY_TEST_REDIS_URL ? { redisUrl: process.env.LATCHKEY_TEST_REDIS_URL } : {}),
     });
   });
   after(async () => {

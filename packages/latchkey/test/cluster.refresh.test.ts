@@ -32,7 +32,6 @@ describe('refresh tokens on three nodes', () => {
     databaseUrl = await createDatabase();
     cluster = await startCluster({
       databaseUrl,
-      ...(process.env.LATCHKEY_TEST_REDIS_URL ? { redisUrl: process.env.LATCHKEY_TEST_REDIS_URL } : {}),
       config: { refresh: { graceSeconds: GRACE } },
     });
     db = new pg.Client({ connectionString: databaseUrl });

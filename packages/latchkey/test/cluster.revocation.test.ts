@@ -1,8 +1,9 @@
 /**
  * Revocation across three `latchkey serve` processes on one PostgreSQL database (and one
- * Redis), behind one issuer URL: a session revoked through one node is refused by another,
- * and a revocation feed subscriber moved from one node to another mid-stream, with its
- * Last-Event-ID, misses none of the events the three nodes write meanwhile.
+ * Redis), behind one issuer URL: a session revoked through one node is refused by another; a
+ * form one node rendered is accepted by another; and a revocation feed subscriber moved from
+ * one node to another mid-stream, with its Last-Event-ID, misses none of the events the three
+ * nodes write meanwhile.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it, type TestContext } from 'node:test';
@@ -29,7 +30,6 @@ describe('three nodes on one database behind one issuer URL', () => {
     databaseUrl = await createDatabase();
     cluster = await startCluster({
       databaseUrl,
-      ...(process.env.LATCHKEY_TEST_REDIS_URL ? { redisUrl: process.env.LATCHKEY_TEST_REDIS_URL } : {}),
       config: { clients: FEED_CLIENTS, revocation: { heartbeatSeconds: 1 } },
     });
     db = new pg.Client({ connectionString: databaseUrl });

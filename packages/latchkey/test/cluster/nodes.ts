@@ -34,8 +34,8 @@ const BIN = new URL('../../bin/latchkey.js', import.meta.url).pathname;
 export interface ClusterOptions {
   /** postgres:// URL of the database the nodes share. */
   databaseUrl: string;
-  /** redis:// URL the nodes share, if any. */
-  redisUrl?: string;
+  /** redis:// URL the nodes share; by default the runner's (LATCHKEY_TEST_REDIS_URL) if it gives one; null: none. */
+  redisUrl?: string | null;
   /** Nodes to start (default 3). */
   nodes?: number;
   /** Merged (one level deep) over the harness's config file: fast argon2, no sign-up limit. */
@@ -97,6 +97,8 @@ process.on('exit', () => {
 /** Start `nodes` latchkey processes on one database behind one issuer URL. */
 export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const count = opts.nodes ?? 3;
+  // as deployed: PostgreSQL and Redis
+  const redisUrl = opts.redisUrl === undefined ? process.env.LATCHKEY_TEST_REDIS_URL : (opts.redisUrl ?? undefined);
   const root = mkdtempSync(join(tmpdir(), 'latchkey-cluster-'));
   const kek = randomBytes(32).toString('base64');
   const config = mergeConfig(
@@ -106,7 +108,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       rateLimit: { signupPerIp: 100_000 },
       // a Redis of its own in effect: clusters of test files running at once share the runner's Redis;
       // and on a loaded machine a command must not time out (and fall back, logging an outage) while it is up
-      ...(opts.redisUrl ? { redis: { keyPrefix: `c${randomBytes(4).toString('hex')}:`, commandTimeoutMs: 10_000 } } : {}),
+      ...(redisUrl ? { redis: { keyPrefix: `c${randomBytes(4).toString('hex')}:`, commandTimeoutMs: 10_000 } } : {}),
     },
     opts.config ?? {},
   );
@@ -134,7 +136,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       LATCHKEY_HOST: '127.0.0.1',
       LATCHKEY_DATA_DIR: dataDir,
       LATCHKEY_DATABASE_URL: opts.databaseUrl,
-      ...(opts.redisUrl ? { LATCHKEY_REDIS_URL: opts.redisUrl } : {}),
+      ...(redisUrl ? { LATCHKEY_REDIS_URL: redisUrl } : {}),
       LATCHKEY_KEY_ENCRYPTION_KEY: kek,
       LATCHKEY_ADMIN_KEY: ADMIN_KEY,
       LATCHKEY_ISSUER: issuer,
