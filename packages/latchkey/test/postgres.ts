@@ -52,3 +52,21 @@ export async function createDatabase(): Promise<string> {
   created.push(name);
   return urlOf(name);
 }
+
+/**
+ * Create an empty database on the server `serverUrl` names (a private server a test file started,
+ * scripts/pg-server.mjs); returns its URL. Not dropped: the private server goes with its files.
+ */
+export async function createDatabaseOn(serverUrl: string): Promise<string> {
+  const name = `latchkey_test_${randomBytes(8).toString('hex')}`;
+  const client = new pg.Client({ connectionString: serverUrl });
+  await client.connect();
+  try {
+    await client.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await client.end();
+  }
+  const u = new URL(serverUrl);
+  u.pathname = `/${name}`;
+  return u.toString();
+}

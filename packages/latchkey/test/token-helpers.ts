@@ -27,8 +27,11 @@ export async function signup(srv: TestServer, email = newEmail()): Promise<{ bro
   return { browser, email, userId: body.user.id };
 }
 
+/** A server to send requests to: a test server, or a node of a cluster (test/cluster/). */
+type At = Pick<TestServer, 'url'>;
+
 /** POST /v1/tokens as a mobile app would. */
-export async function tokenLogin(srv: TestServer, email: string, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}) {
+export async function tokenLogin(srv: At, email: string, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}) {
   return fetch(`${srv.url}/v1/tokens`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'user-agent': MOBILE_UA, ...headers },
@@ -36,14 +39,14 @@ export async function tokenLogin(srv: TestServer, email: string, extra: Record<s
   });
 }
 
-export async function loginTokens(srv: TestServer, email: string): Promise<TokenResponse> {
+export async function loginTokens(srv: At, email: string): Promise<TokenResponse> {
   const res = await tokenLogin(srv, email);
   assert.equal(res.status, 200);
   return json<TokenResponse>(res);
 }
 
 /** A form-encoded POST (the OAuth endpoints' format). */
-export function form(srv: TestServer, path: string, params: Record<string, string> | string, headers: Record<string, string> = {}) {
+export function form(srv: At, path: string, params: Record<string, string> | string, headers: Record<string, string> = {}) {
   const body = typeof params === 'string' ? params : new URLSearchParams(params).toString();
   return fetch(`${srv.url}${path}`, {
     method: 'POST',

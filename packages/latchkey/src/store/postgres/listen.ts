@@ -6,6 +6,9 @@
  * It is a hint, never the source of truth: a notification carries no events and is lost while
  * the connection is down. So the feed keeps its poll (every 250 ms), the listener reconnects by
  * itself with a backoff, and once reconnected wakes the feed in case something was missed.
+ * A lost connection is reported once, not once per failed reconnect: while PostgreSQL is down
+ * the attempts fail every few seconds for as long as the outage lasts, and the outage itself is
+ * logged once by the pool (db.ts).
  */
 import pg from 'pg';
 import { REVOCATION_CHANNEL } from './revocations.js';
@@ -17,6 +20,8 @@ export class RevocationListener {
   private client: pg.Client | undefined;
   private closed = false;
   private retryMs = RETRY_MIN_MS;
+  /** A failure was reported since the last connection that listened: its failed retries are not. */
+  private reported = false;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -40,7 +45,10 @@ export class RevocationListener {
       client.on('error', () => undefined);
       void client.end().catch(() => undefined);
       if (this.closed) return;
-      this.onError(err);
+      if (!this.reported) {
+        this.reported = true;
+        this.onError(err);
+      }
       this.timer = setTimeout(() => void this.connect(), this.retryMs);
       this.timer.unref();
       this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
@@ -63,6 +71,7 @@ export class RevocationListener {
       return;
     }
     this.retryMs = RETRY_MIN_MS;
+    this.reported = false;
     // whatever was committed while not listening: read it now rather than at the next tick
     this.wake();
   }
