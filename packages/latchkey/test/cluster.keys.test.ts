@@ -14,7 +14,7 @@ import pg from 'pg';
 import { Client, json } from './helpers.js';
 import { createDatabase } from './postgres.js';
 import { loginTokens, newEmail, PASSWORD } from './token-helpers.js';
-import { admin, explained, LEVEL, SHARED_SECRETS, startCluster, until, type Cluster, type Node } from './cluster/nodes.js';
+import { admin, explained, LEVEL, startCluster, until, type Cluster, type Node } from './cluster/nodes.js';
 
 const INTERVAL = 3600;
 const PRE_PUBLISH = 10;
@@ -101,8 +101,6 @@ describe('scheduled key rotation on three nodes', () => {
 
   it(
     'once the new key is due to sign, every node signs with it, and no node logged an error',
-    // in 'copy' mode the key exists as a file only in the data dir of the node that made it
-    { todo: SHARED_SECRETS === 'copy' ? 'private keys made after start live in one node\'s data dir until they move into the store' : false },
     async (t: TestContext) => {
       await explained(t, cluster, async () => {
         const [, next] = await keys();

@@ -8,7 +8,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -16,18 +16,6 @@ import type { TestContext } from 'node:test';
 import { ADMIN_KEY, Client, FAST_ARGON2, freePort } from '../helpers.js';
 import { startBalancer, type Balancer } from './balancer.js';
 
-/**
- * How nodes come to share the private signing keys and the secrets (csrf.key, refresh.key,
- * device.key) that today live as files in each node's data dir.
- *
- * TODO(issue 13, branch `secrets`): 'copy' starts node 0 alone, then copies its keys/ and
- * *.key files into the other nodes' data dirs before starting them, because those nodes
- * could not otherwise verify each other's form tokens, unseal each other's refresh
- * successors or sign with the shared key. When the secrets live in the store (sealed with
- * LATCHKEY_KEY_ENCRYPTION_KEY), set this to 'store': every node then starts at once on an
- * empty data dir, as a real cluster does.
- */
-export const SHARED_SECRETS: 'copy' | 'store' = 'copy';
 
 const BIN = new URL('../../bin/latchkey.js', import.meta.url).pathname;
 
@@ -156,13 +144,9 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       const failed = started.find((r) => r.status === 'rejected');
       if (failed) throw failed.reason;
     };
-    if (SHARED_SECRETS === 'copy') {
-      await launch([0]);
-      for (const dir of dirs.slice(1)) copySecrets(dirs[0]!, dir);
-      await launch(dirs.slice(1).map((_, i) => i + 1));
-    } else {
-      await launch(dirs.map((_, i) => i));
-    }
+    // every node at once on an empty data dir of its own: the signing keys and the secrets are
+    // in the store, and the first node to start creates them (the others read them back)
+    await launch(dirs.map((_, i) => i));
     const b = balancer;
     return {
       issuer,
@@ -180,12 +164,6 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     if (err instanceof Error && why) err.message += `\n${why}`;
     throw err;
   }
-}
-
-/** The secret files of `from` (signing keys, csrf/refresh/device secrets), sealed as they are, into `to`. */
-function copySecrets(from: string, to: string): void {
-  if (existsSync(join(from, 'keys'))) cpSync(join(from, 'keys'), join(to, 'keys'), { recursive: true });
-  for (const name of readdirSync(from)) if (name.endsWith('.key')) copyFileSync(join(from, name), join(to, name));
 }
 
 class ProcessNode implements Node {
