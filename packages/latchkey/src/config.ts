@@ -280,7 +280,27 @@ export interface ConfigOverrides {
   dataDir?: string | undefined;
 }
 
-const ENV: Record<string, string> = {
+/**
+ * Every environment variable loadConfig reads, with what it sets: the CLI's help prints these,
+ * and test/cli-admin.test.ts checks that this list names every LATCHKEY_ variable read here.
+ */
+export const ENVIRONMENT = {
+  LATCHKEY_CONFIG: 'JSON config file (as --config)',
+  LATCHKEY_PORT: 'listen port (as --port), default 8080',
+  LATCHKEY_HOST: 'listen address (as --host), default 127.0.0.1',
+  LATCHKEY_DATA_DIR: 'the data dir: SQLite file, signing keys, secrets (as --data-dir), default ./.latchkey',
+  LATCHKEY_DATABASE_URL: 'postgres://user:password@host:port/db: keep the store in PostgreSQL instead of the data dir\'s SQLite file',
+  LATCHKEY_ISSUER: 'public base URL of the server (token iss, CSRF origin), default http://localhost:<port>',
+  LATCHKEY_ADMIN_KEY: 'bearer key of the admin API (/v1/admin/*), at least 32 characters; the API is off without it',
+  LATCHKEY_KEY_ENCRYPTION_KEY: '32 random bytes, base64 (openssl rand -base64 32): encrypts signing keys and secret files at rest',
+  LATCHKEY_REDIS_URL: 'redis:// or rediss:// URL: rate-limit counters shared by every node',
+  LATCHKEY_LOG_LEVEL: 'fatal, error, warn, info (default), debug, trace or silent',
+  LATCHKEY_TRUST_PROXY: 'proxies to believe about X-Forwarded-For: a count, or addresses/CIDRs, comma-separated',
+} as const satisfies Record<string, string>;
+
+export type EnvName = keyof typeof ENVIRONMENT;
+
+const ENV = {
   LATCHKEY_PORT: 'port',
   LATCHKEY_HOST: 'host',
   LATCHKEY_DATA_DIR: 'dataDir',
@@ -288,7 +308,7 @@ const ENV: Record<string, string> = {
   LATCHKEY_ADMIN_KEY: 'adminKey',
   LATCHKEY_LOG_LEVEL: 'logLevel',
   LATCHKEY_TRUST_PROXY: 'trustProxy',
-};
+} satisfies Partial<Record<EnvName, string>>;
 
 /** Build the config from file, env and flags; throws ConfigError naming the bad key. */
 export function loadConfig(

@@ -11,17 +11,30 @@ import { prepareDataDir } from '../keys/secrets.js';
 import type { KeyView } from '../keys/service.js';
 import { openStore } from '../store/open.js';
 import { createKeyService, revocationRetention } from '../tokens/services.js';
-import { CONFIG_FLAGS, configFlags } from './main.js';
+import { configFrom, EXIT, parse, printJson, showHelp, STORE_OPTIONS, takeOperand, usageError, type CommandSpec } from './command.js';
 
-const USAGE = `  latchkey keys list [--json]
-  latchkey keys rotate [--now]
-  latchkey keys retire [--] <kid>
-`;
+export const keysCommand: CommandSpec = {
+  name: 'keys',
+  summary: 'list, rotate or retire the signing keys of an existing data dir',
+  usage: ['latchkey keys list [--json]', 'latchkey keys rotate [--now]', 'latchkey keys retire [--] <kid>'],
+  about: `list    every key and its state (pending, active, retiring, retired)
+rotate  publish the next key; it signs after keys.prePublishSeconds (--now: at once)
+retire  stop a (compromised) key's tokens verifying at once; sessions live on
 
-const KEYS_FLAGS = { now: { type: 'boolean' }, json: { type: 'boolean' } } as const;
-/** Whether `arg` is one of the flags `keys` takes (`--name` or `--name=value`). */
-const isFlag = (arg: string): boolean =>
-  arg.startsWith('--') && Object.hasOwn({ ...CONFIG_FLAGS, ...KEYS_FLAGS }, arg.slice(2).split('=', 1)[0]!);
+Runs beside the server (which re-reads the keys every second), after the checks serve makes on
+the data dir (permissions, damaged secret files, sealing with LATCHKEY_KEY_ENCRYPTION_KEY).
+It never creates a data dir: a mistyped --data-dir is an error, not a new install.`,
+  options: {
+    json: { type: 'boolean', help: 'list: JSON for scripts (publicJwk as an object)' },
+    now: { type: 'boolean', help: 'rotate: the next key signs from now' },
+    ...STORE_OPTIONS,
+  },
+  env: ['LATCHKEY_CONFIG', 'LATCHKEY_DATA_DIR', 'LATCHKEY_DATABASE_URL', 'LATCHKEY_KEY_ENCRYPTION_KEY'],
+  run: keys,
+};
+
+/** A key for `--json`: its public JWK as an object, not JSON text inside a string. */
+const keyJson = (k: KeyView) => ({ ...k, publicJwk: JSON.parse(k.publicJwk) as Record<string, unknown> });
 
 const iso = (t: number | null) => (t === null ? '-' : new Date(t * 1000).toISOString().replace('.000Z', 'Z'));
 
@@ -35,20 +48,21 @@ function table(keys: KeyView[]): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
 }
 
-export async function keysCommand(args: string[]): Promise<number> {
+async function keys(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
+  if (sub === 'help' || sub === '--help' || sub === '-h') return showHelp(keysCommand);
   if (sub !== 'list' && sub !== 'rotate' && sub !== 'retire') {
-    process.stderr.write(`latchkey: keys needs a subcommand\n\nUsage:\n${USAGE}`);
-    return 2;
+    return usageError(keysCommand, sub === undefined ? 'which subcommand?' : `unknown subcommand "${sub}"`);
   }
-  // a kid is base64url and may begin with '-': after `retire` the first argument is the kid unless it is one
-  // of the flags (`latchkey keys retire -- <kid>` works too)
-  let kidArg: string | undefined;
-  if (sub === 'retire' && rest[0] !== undefined && rest[0] !== '--' && !isFlag(rest[0])) kidArg = rest.shift();
-  const flags = configFlags(rest, KEYS_FLAGS);
-  const { config } = flags;
+  // a kid may begin with '-' (base64url)
+  const kidArg = sub === 'retire' ? takeOperand(keysCommand, rest) : undefined;
+  const flags = parse(keysCommand, rest);
+  if (flags.help) return showHelp(keysCommand);
   const positionals = kidArg === undefined ? flags.positionals : [kidArg, ...flags.positionals];
+  if (sub !== 'retire' && positionals.length) return usageError(keysCommand, `unexpected argument "${positionals[0]}"`);
+  if (sub === 'retire' && positionals.length !== 1) return usageError(keysCommand, 'keys retire needs one kid');
   const values = flags.values as { now?: boolean; json?: boolean };
+  const config = configFrom(flags.values);
   const dataDir = resolve(config.dataDir);
   try {
     // the checks `serve` runs (permissions, damaged secret files, sealing with the KEK), on an
@@ -59,7 +73,7 @@ export async function keysCommand(args: string[]): Promise<number> {
     const code = (err as { code?: string }).code;
     if (code === 'ERR_NO_DATA_DIR' || code === 'ERR_SECRET_FILE' || code === 'ERR_KEY_FILE') {
       process.stderr.write(`latchkey: ${(err as Error).message}\n`);
-      return 1;
+      return EXIT.failed;
     }
     throw err;
   }
@@ -72,30 +86,25 @@ export async function keysCommand(args: string[]): Promise<number> {
     await keys.reload();
     if (sub === 'list') {
       const list = keys.list();
-      if (values.json) process.stdout.write(JSON.stringify(list, null, 2) + '\n');
+      if (values.json) printJson(list.map(keyJson));
       else if (list.length === 0) process.stdout.write('no signing keys yet: `latchkey serve` creates the first\n');
       else process.stdout.write(table(list));
-      return 0;
+      return EXIT.ok;
     }
     if (sub === 'rotate') {
       const { key, created } = await keys.rotate({ immediately: values.now === true });
       if (created) process.stdout.write(`created ${key.kid} (${key.alg}); it signs from ${iso(key.activatesAt)}\n`);
       else if (key.state === 'active') process.stdout.write(`${key.kid} (${key.alg}) signs from now\n`);
       else process.stdout.write(`${key.kid} is already scheduled to sign from ${iso(key.activatesAt)}; --now starts it at once\n`);
-      return 0;
+      return EXIT.ok;
     }
-    const kid = positionals[0];
-    if (!kid || positionals.length > 1) {
-      process.stderr.write(`latchkey: keys retire needs one kid\n`);
-      return 2;
-    }
-    const key = await keys.retire(kid);
+    const key = await keys.retire(positionals[0]!);
     process.stdout.write(`retired ${key.kid}: JWKS no longer lists it; the server stops using it within a second\n`);
-    return 0;
+    return EXIT.ok;
   } catch (err) {
     if (isLatchkeyError(err) || (err as { code?: string }).code === 'ERR_KEY_FILE') {
       process.stderr.write(`latchkey: ${(err as Error).message}\n`);
-      return 1;
+      return EXIT.failed;
     }
     throw err;
   } finally {
