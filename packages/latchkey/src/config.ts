@@ -11,6 +11,7 @@ import { Value } from '@sinclair/typebox/value';
 import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
 import { PRESESSION_COOKIE } from './web/form-tokens.js';
 import { isPostgresUrl } from './store/postgres/url.js';
+import type { EnvName } from './environment.js';
 
 /** Browsers accept a `__Host-` cookie only with Secure, Path=/ and no Domain: no sibling subdomain can set or shadow it. */
 export const HOST_PREFIX = '__Host-';
@@ -280,25 +281,7 @@ export interface ConfigOverrides {
   dataDir?: string | undefined;
 }
 
-/**
- * Every environment variable loadConfig reads, with what it sets: the CLI's help prints these,
- * and test/cli-admin.test.ts checks that this list names every LATCHKEY_ variable read here.
- */
-export const ENVIRONMENT = {
-  LATCHKEY_CONFIG: 'JSON config file (as --config)',
-  LATCHKEY_PORT: 'listen port (as --port), default 8080',
-  LATCHKEY_HOST: 'listen address (as --host), default 127.0.0.1',
-  LATCHKEY_DATA_DIR: 'the data dir: SQLite file, signing keys, secrets (as --data-dir), default ./.latchkey',
-  LATCHKEY_DATABASE_URL: 'postgres://user:password@host:port/db: keep the store in PostgreSQL instead of the data dir\'s SQLite file',
-  LATCHKEY_ISSUER: 'public base URL of the server (token iss, CSRF origin), default http://localhost:<port>',
-  LATCHKEY_ADMIN_KEY: 'bearer key of the admin API (/v1/admin/*), at least 32 characters; the API is off without it',
-  LATCHKEY_KEY_ENCRYPTION_KEY: '32 random bytes, base64 (openssl rand -base64 32): encrypts signing keys and secret files at rest',
-  LATCHKEY_REDIS_URL: 'redis:// or rediss:// URL: rate-limit counters shared by every node',
-  LATCHKEY_LOG_LEVEL: 'fatal, error, warn, info (default), debug, trace or silent',
-  LATCHKEY_TRUST_PROXY: 'proxies to believe about X-Forwarded-For: a count, or addresses/CIDRs, comma-separated',
-} as const satisfies Record<string, string>;
-
-export type EnvName = keyof typeof ENVIRONMENT;
+export { ENVIRONMENT, type EnvName } from './environment.js';
 
 const ENV = {
   LATCHKEY_PORT: 'port',

@@ -7,7 +7,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { normaliseEmail } from '../accounts/email.js';
-import { AUDIT_TYPES, type AuditLog, type AuditType } from '../audit/log.js';
+import { AUDIT_PAGE_MAX, AUDIT_TYPES, type AuditLog, type AuditType } from '../audit/log.js';
 import { LatchkeyError } from '../errors.js';
 import type { SessionService } from '../sessions/service.js';
 import type { AuditEvent, Store, UserWithSecret } from '../store/store.js';
@@ -19,9 +19,6 @@ export const Roles = Type.Object(
   { additionalProperties: false },
 );
 export type RolesInput = Static<typeof Roles>;
-
-/** The largest audit page. */
-export const AUDIT_PAGE_MAX = 1000;
 
 export interface AuditQuery {
   userId?: string;

@@ -4,14 +4,10 @@
  * admin API's JSON shapes, so a command prints the same either way.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { AdminService, type AuditPage, type AuditQuery, type RolesInput } from '../admin/service.js';
+import type { AuditPage, AuditQuery, RolesInput } from '../admin/service.js';
 import type { SessionView, UserView } from '../admin/views.js';
-import { AuditLog } from '../audit/log.js';
 import type { Config } from '../config.js';
 import { isLatchkeyError } from '../errors.js';
-import { SessionService } from '../sessions/service.js';
-import { describeStore, openStore, sqliteFile } from '../store/open.js';
-import { revocationRetention } from '../tokens/services.js';
 
 /** The operations of the admin API, as the CLI uses them. */
 export interface AdminBackend {
@@ -51,6 +47,12 @@ export function asCommandError(err: unknown): CommandError | undefined {
  * events reach the running server through its feed, as any other writer's do.
  */
 export async function localBackend(config: Config): Promise<AdminBackend> {
+  // the store's modules load here: a command sent to a server (--url) needs none of them
+  const { describeStore, openStore, sqliteFile } = await import('../store/open.js');
+  const { AdminService } = await import('../admin/service.js');
+  const { SessionService } = await import('../sessions/service.js');
+  const { AuditLog } = await import('../audit/log.js');
+  const { revocationRetention } = await import('../tokens/services.js');
   if (config.store.kind === 'sqlite' && !existsSync(sqliteFile(config))) {
     throw new CommandError('no_store', `no latchkey store at ${sqliteFile(config)} (check --data-dir, or set LATCHKEY_DATABASE_URL)`);
   }

@@ -4,11 +4,11 @@
  * exactly the admin API's JSON.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AUDIT_PAGE_MAX, type AuditPage, type AuditQuery } from '../admin/service.js';
+import type { AuditPage, AuditQuery } from '../admin/service.js';
 import type { SessionView, UserView } from '../admin/views.js';
-import { AUDIT_TYPES, type AuditType } from '../audit/log.js';
+import { AUDIT_PAGE_MAX, AUDIT_TYPES, type AuditType } from '../audit/log.js';
 import type { AuditEvent } from '../store/store.js';
-import { adminKeyFrom, asCommandError, CommandError, localBackend, remoteBackend, serverUrl, type AdminBackend } from './admin-backend.js';
+import { adminKeyFrom, asCommandError, localBackend, remoteBackend, serverUrl, type AdminBackend } from './admin-backend.js';
 import {
   configFrom,
   EXIT,
@@ -136,7 +136,7 @@ async function backendFor(spec: CommandSpec, values: Parsed['values']): Promise<
   const url = urlFlag ?? (process.env.LATCHKEY_URL || undefined);
   if (url === undefined) {
     if (values['admin-key-file'] !== undefined) return usageError(spec, '--admin-key-file goes with --url');
-    return localBackend(configFrom(values));
+    return localBackend(await configFrom(values));
   }
   if (values['data-dir'] !== undefined || values.config !== undefined) {
     return usageError(spec, `--url${urlFlag === undefined ? ' (from LATCHKEY_URL)' : ''} sends the command to a server: --data-dir and --config are for the local store`);
@@ -378,4 +378,3 @@ async function follow(b: AdminBackend, query: AuditQuery, json: boolean): Promis
   }
 }
 
-export { CommandError };

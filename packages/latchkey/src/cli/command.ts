@@ -5,7 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { ENVIRONMENT, loadConfig, type Config, type EnvName } from '../config.js';
+import type { Config } from '../config.js';
+import { ENVIRONMENT, type EnvName } from '../environment.js';
 
 /** The exit codes of every command. */
 export const EXIT = {
@@ -115,22 +116,25 @@ export function parse(spec: CommandSpec, args: string[]): Parsed & { help: boole
 }
 
 /**
- * Take the operand that follows a subcommand literally, unless it is one of the command's flags
- * or `--`: kids and session handles are base64url and may begin with '-', which parseArgs would
- * read as short options (`-- <operand>` works too).
+ * Take the operand that follows a subcommand literally when it begins with a single '-' and is not
+ * one of the command's short flags: kids, session handles and secrets are base64url and may begin
+ * with '-', which parseArgs would read as short options. One beginning with '--' is read as a
+ * flag (an unknown one is a usage error): such an operand goes after `--`.
  */
 export function takeOperand(spec: CommandSpec, rest: string[]): string | undefined {
   const arg = rest[0];
-  if (arg === undefined || arg === '--') return undefined;
+  if (arg === undefined || arg.startsWith('--')) return undefined;
   const opts = { ...spec.options, ...HELP_OPTION };
-  const isFlag =
-    (arg.startsWith('--') && Object.hasOwn(opts, arg.slice(2).split('=', 1)[0]!)) ||
-    Object.values(opts).some((o) => o.short !== undefined && arg === `-${o.short}`);
-  return isFlag ? undefined : rest.shift();
+  const isShortFlag = Object.values(opts).some((o) => o.short !== undefined && arg === `-${o.short}`);
+  return isShortFlag ? undefined : rest.shift();
 }
 
-/** The config from --config / --data-dir / --port / --host (those given), the environment and the file. */
-export function configFrom(values: Parsed['values']): Config {
+/**
+ * The config from --config / --data-dir / --port / --host (those given), the environment and the
+ * file. config.ts is loaded here, not at start: `--help` and `--version` need none of it.
+ */
+export async function configFrom(values: Parsed['values']): Promise<Config> {
+  const { loadConfig } = await import('../config.js');
   const str = (k: string) => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
   return loadConfig({ configFile: str('config'), dataDir: str('data-dir'), port: str('port'), host: str('host') });
 }

@@ -5,12 +5,11 @@
  * recognised by their shape only.
  */
 import { readFileSync } from 'node:fs';
-import { createVerifier, VerifyError, type JSONWebKeySet, type VerifyErrorCode } from '@latchkey/verify';
-import { decodeJwt, decodeProtectedHeader } from 'jose';
+import type { JSONWebKeySet, VerifyError, VerifyErrorCode } from '@latchkey/verify';
 import { looksLikeRefreshToken } from '../refresh/service.js';
 import { handleOf, hashSecret, looksLikeSecret } from '../sessions/ids.js';
 import { EXIT, parse, printJson, showHelp, takeOperand, usageError, type CommandSpec } from './command.js';
-import { verifierChecks, type CheckResult } from './token-checks.js';
+import type { CheckResult } from './token-checks.js';
 
 export const inspectCommand: CommandSpec = {
   name: 'inspect',
@@ -55,24 +54,24 @@ async function readStdin(): Promise<string | undefined> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** "4 min 12 s", "3 h", "2 d 5 h": the two largest units. */
-export function duration(totalSeconds: number): string {
-  let s = Math.round(Math.abs(totalSeconds));
-  const parts: string[] = [];
-  for (const [unit, size] of [
-    ['d', 86400],
-    ['h', 3600],
-    ['min', 60],
-    ['s', 1],
-  ] as const) {
-    const n = Math.floor(s / size);
-    s -= n * size;
-    if (n > 0 || (unit === 's' && parts.length === 0)) parts.push(`${n} ${unit}`);
-  }
-  const first = parts[0]!;
-  const second = parts[1];
-  // "3 h 0 min" reads as "3 h"; the second unit only when it is next to the first
-  return second === undefined ? first : `${first} ${second}`;
+const UNITS = [
+  ['d', 86400],
+  ['h', 3600],
+  ['min', 60],
+  ['s', 1],
+] as const;
+
+/** "4 min 12 s", "3 h", "2 d 5 h": the largest unit, and the next one down when it is not zero. */
+function duration(totalSeconds: number): string {
+  const s = Math.round(Math.abs(totalSeconds));
+  const i = UNITS.findIndex(([, size]) => s >= size);
+  if (i < 0) return '0 s';
+  const [unit, size] = UNITS[i]!;
+  const first = `${Math.floor(s / size)} ${unit}`;
+  const next = UNITS[i + 1];
+  if (!next) return first;
+  const rest = Math.floor((s % size) / next[1]);
+  return rest > 0 ? `${first} ${rest} ${next[0]}` : first;
 }
 
 interface TimeView {
@@ -196,6 +195,9 @@ async function describe(token: string, opts: { issuer?: string | undefined; audi
     return { kind: 'unknown', bytes, note: 'not a JWT, nor a latchkey refresh token or session cookie; not shown, in case it is a secret' };
   }
 
+  // loaded for JWTs only
+  const { decodeJwt, decodeProtectedHeader } = await import('jose');
+  const { verifierChecks } = await import('./token-checks.js');
   const now = Date.now();
   const decodeErrors: string[] = [];
   let header: Record<string, unknown> | undefined;
@@ -246,6 +248,7 @@ async function verify(
   claims: Record<string, unknown> | undefined,
   opts: { jwks: string; issuer?: string | undefined; audiences?: string[] | undefined },
 ): Promise<Verification | string> {
+  const { createVerifier, VerifyError } = await import('@latchkey/verify');
   let source: { jwksUri: string } | { jwks: JSONWebKeySet };
   if (opts.jwks.startsWith('https://') || opts.jwks.startsWith('http://')) {
     source = { jwksUri: opts.jwks };
@@ -277,7 +280,7 @@ async function verify(
   });
   if (iss === undefined) return refused(new VerifyError('missing_claim', 'iss (and no --issuer)'));
   if (aud.length === 0) return refused(new VerifyError('missing_claim', 'aud (and no --audience)'));
-  let verifier;
+  let verifier: ReturnType<typeof createVerifier>;
   try {
     verifier = createVerifier({ issuer: iss, audience: aud, ...source, cache: false });
   } catch (err) {

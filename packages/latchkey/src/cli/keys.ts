@@ -4,13 +4,8 @@
  * every second; private keys are files in <dataDir>/keys.
  */
 import { resolve } from 'node:path';
-import { AuditLog } from '../audit/log.js';
 import { isLatchkeyError } from '../errors.js';
-import { parseEncryptionKey } from '../keys/material.js';
-import { prepareDataDir } from '../keys/secrets.js';
 import type { KeyView } from '../keys/service.js';
-import { openStore } from '../store/open.js';
-import { createKeyService, revocationRetention } from '../tokens/services.js';
 import { configFrom, EXIT, parse, printJson, showHelp, STORE_OPTIONS, takeOperand, usageError, type CommandSpec } from './command.js';
 
 export const keysCommand: CommandSpec = {
@@ -62,7 +57,13 @@ async function keys(args: string[]): Promise<number> {
   if (sub !== 'retire' && positionals.length) return usageError(keysCommand, `unexpected argument "${positionals[0]}"`);
   if (sub === 'retire' && positionals.length !== 1) return usageError(keysCommand, 'keys retire needs one kid');
   const values = flags.values as { now?: boolean; json?: boolean };
-  const config = configFrom(flags.values);
+  const config = await configFrom(flags.values);
+  // loaded here, not for --help
+  const { parseEncryptionKey } = await import('../keys/material.js');
+  const { prepareDataDir } = await import('../keys/secrets.js');
+  const { openStore } = await import('../store/open.js');
+  const { createKeyService, revocationRetention } = await import('../tokens/services.js');
+  const { AuditLog } = await import('../audit/log.js');
   const dataDir = resolve(config.dataDir);
   try {
     // the checks `serve` runs (permissions, damaged secret files, sealing with the KEK), on an

@@ -2,7 +2,7 @@
  * `latchkey <command>`: serve, and operator commands. Each command is a CommandSpec (cli/command.ts):
  * its help, its options, and a function of its arguments returning an exit code.
  */
-import { ConfigError, ENVIRONMENT, type EnvName } from '../config.js';
+import { ENVIRONMENT, type EnvName } from '../environment.js';
 import { auditCommand, sessionsCommand, usersCommand } from './admin.js';
 import { CLI_ENVIRONMENT, EXIT, EXIT_HELP, helpText, version, type CommandSpec } from './command.js';
 import { inspectCommand } from './inspect.js';
@@ -67,7 +67,9 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await command.run(rest);
   } catch (err) {
-    if (err instanceof ConfigError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    // ConfigError's code (config.ts is not loaded for --help); parseArgs' codes for unknown flags
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string' && (code === 'ERR_CONFIG' || code.startsWith('ERR_PARSE_ARGS'))) {
       process.stderr.write(`latchkey ${command.name}: ${(err as Error).message}\n(latchkey ${command.name} --help for its options)\n`);
       return EXIT.usage;
     }

@@ -1,8 +1,5 @@
-/** `latchkey serve` and `latchkey migrate`. */
-import { createLatchkey } from '../app.js';
-import { ENVIRONMENT, type EnvName } from '../config.js';
-import { describeStore, openStore } from '../store/open.js';
-import { PostgresStore } from '../store/postgres/index.js';
+/** `latchkey serve` and `latchkey migrate`. The server's modules load when a command runs, not for --help. */
+import { ENVIRONMENT, type EnvName } from '../environment.js';
 import { configFrom, EXIT, parse, showHelp, STORE_ENV, STORE_OPTIONS, usageError, type CommandSpec } from './command.js';
 
 export const serveCommand: CommandSpec = {
@@ -37,7 +34,9 @@ async function serve(args: string[]): Promise<number> {
   const { values, positionals, help } = parse(serveCommand, args);
   if (help) return showHelp(serveCommand);
   if (positionals.length) return usageError(serveCommand, `unexpected argument "${positionals[0]}"`);
-  const config = configFrom(values);
+  const config = await configFrom(values);
+  const { createLatchkey } = await import('../app.js');
+  const { describeStore } = await import('../store/open.js');
   const lk = await createLatchkey(config);
   await lk.http.listen({ port: config.port, host: config.host });
   // describeStore never shows a database password
@@ -61,7 +60,9 @@ async function migrate(args: string[]): Promise<number> {
   const { values, positionals, help } = parse(migrateCommand, args);
   if (help) return showHelp(migrateCommand);
   if (positionals.length) return usageError(migrateCommand, `unexpected argument "${positionals[0]}"`);
-  const config = configFrom(values);
+  const config = await configFrom(values);
+  const { describeStore, openStore } = await import('../store/open.js');
+  const { PostgresStore } = await import('../store/postgres/index.js');
   const store = openStore(config);
   try {
     if (store instanceof PostgresStore) {
