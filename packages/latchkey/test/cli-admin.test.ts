@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { ADMIN_KEY, Client, freePort, json, startServer, type TestServer } from './helpers.js';
-import { cliJson, runCli, startCli } from './cli-helpers.js';
+import { assertNoJsonInStrings, cliJson, runCli, startCli } from './cli-helpers.js';
 import { createDatabase } from './postgres.js';
 import { MOBILE_UA, newEmail, PASSWORD } from './token-helpers.js';
 
@@ -24,24 +24,6 @@ interface SessionsJson {
 interface AuditJson {
   events: { id: number; type: string; userId: string | null; session: string | null; ip: string | null; detail: Record<string, unknown> }[];
   next: number | null;
-}
-
-/** No string anywhere in `value` is itself a JSON object or array (--json must not nest JSON in strings). */
-function assertNoJsonInStrings(value: unknown, path = '$'): void {
-  if (typeof value === 'string') {
-    const t = value.trim();
-    if (t.startsWith('{') || t.startsWith('[')) {
-      let parsed = false;
-      try {
-        JSON.parse(t);
-        parsed = true;
-      } catch {
-        // not JSON: fine
-      }
-      assert.equal(parsed, false, `${path} holds JSON text`);
-    }
-  } else if (Array.isArray(value)) value.forEach((v, i) => assertNoJsonInStrings(v, `${path}[${i}]`));
-  else if (value && typeof value === 'object') for (const [k, v] of Object.entries(value)) assertNoJsonInStrings(v, `${path}.${k}`);
 }
 
 async function api<T>(srv: TestServer, method: string, path: string, body?: unknown): Promise<T> {

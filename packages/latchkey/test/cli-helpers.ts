@@ -1,4 +1,5 @@
 /** Running the built CLI (bin/latchkey.js) as a user would: a child process, its exit code and output. */
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 
 export const BIN = new URL('../bin/latchkey.js', import.meta.url).pathname;
@@ -52,3 +53,22 @@ export async function cliJson<T = Record<string, unknown>>(args: string[], opts:
     throw new Error(`latchkey ${args.join(' ')} printed no JSON: ${r.stdout}`);
   }
 }
+
+/** No string anywhere in `value` is itself a JSON object or array (--json must not nest JSON in strings). */
+export function assertNoJsonInStrings(value: unknown, path = '$'): void {
+  if (typeof value === 'string') {
+    const t = value.trim();
+    if (t.startsWith('{') || t.startsWith('[')) {
+      let parsed = false;
+      try {
+        JSON.parse(t);
+        parsed = true;
+      } catch {
+        // not JSON: fine
+      }
+      assert.equal(parsed, false, `${path} holds JSON text`);
+    }
+  } else if (Array.isArray(value)) value.forEach((v, i) => assertNoJsonInStrings(v, `${path}[${i}]`));
+  else if (value && typeof value === 'object') for (const [k, v] of Object.entries(value)) assertNoJsonInStrings(v, `${path}.${k}`);
+}
+
