@@ -266,4 +266,26 @@ describe('latchkey inspect: latchkey’s own secrets are recognised, never decod
     const revoke = await runCli(['sessions', 'revoke', '--data-dir', srv.config.dataDir, '--', handle]);
     assert.equal(revoke.code, 0, revoke.stderr);
   });
+
+  it('the known-device cookie and the sign-in form’s cookie are named as what they are, not printed', async () => {
+    const browser = new Client(srv.url);
+    const email = `device-${process.pid}@example.com`;
+    await browser.signup(email, PASSWORD);
+    assert.equal((await browser.login(email, PASSWORD)).status, 200);
+    // a browser not signed in gets the form's cookie with the sign-in page
+    const visitor = new Client(srv.url);
+    await visitor.get('/signin');
+    const expected: [string, string, Client][] = [
+      ['__Host-latchkey-device', 'device_cookie', browser],
+      ['__Host-latchkey-csrf', 'form_cookie', visitor],
+    ];
+    for (const [name, kind, client] of expected) {
+      const value = client.cookies.get(name);
+      assert.ok(value, `the server set ${name}`);
+      const r = await runCli(['inspect', '--json', `${name}=${value}`]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(JSON.parse(r.stdout).kind, kind);
+      assert.equal(`${r.stdout}${r.stderr}`.includes(value), false, `${name} is not printed`);
+    }
+  });
 });

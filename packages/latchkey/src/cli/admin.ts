@@ -34,12 +34,12 @@ const TARGET_OPTIONS: Record<string, OptionSpec> = {
 
 const TARGET_ENV: readonly AnyEnvName[] = ['LATCHKEY_URL', 'LATCHKEY_ADMIN_KEY', ...STORE_ENV];
 
-const TARGET_ABOUT = `Without --url (or LATCHKEY_URL) they work on the local store, as the server would open it
-(the data dir's SQLite file, or LATCHKEY_DATABASE_URL), and never create one; the running server
-learns of every change through its revocation feed, as it does of another node's. With --url they
-call that server's admin API with the admin key from LATCHKEY_ADMIN_KEY or --admin-key-file (never
-a flag: the command line is visible to every local user). --json prints the admin API's JSON,
-the same from both.`;
+const TARGET_ABOUT = `Without --url (or LATCHKEY_URL) these commands work on the local store as the server opens it
+(the data dir's SQLite file, or LATCHKEY_DATABASE_URL) and never create one; a running server
+refuses the sessions they end as it does another node's, once its revocation feed reads the event.
+With --url they call that server's admin API with the admin key from LATCHKEY_ADMIN_KEY or
+--admin-key-file (never a flag: the command line is visible to every local user). --json prints the
+admin API's JSON, the same from both.`;
 
 export const usersCommand: CommandSpec = {
   name: 'users',

@@ -6,8 +6,10 @@
  */
 import { readFileSync } from 'node:fs';
 import type { JSONWebKeySet, VerifyError, VerifyErrorCode } from '@latchkey/verify';
+import { looksLikeDeviceToken } from '../accounts/known-devices.js';
 import { looksLikeRefreshToken } from '../refresh/service.js';
 import { handleOf, hashSecret, looksLikeSecret } from '../sessions/ids.js';
+import { PRESESSION_COOKIE as FORM_COOKIE } from '../web/form-tokens.js';
 import { EXIT, parse, printJson, showHelp, takeOperand, usageError, type CommandSpec } from './command.js';
 import type { CheckResult } from './token-checks.js';
 
@@ -117,6 +119,7 @@ type Report =
     }
   | { kind: 'refresh_token'; secret: true; bytes: number; note: string }
   | { kind: 'session_cookie'; secret: true; bytes: number; cookieName: string | null; sessionHandle: string; note: string }
+  | { kind: 'form_cookie' | 'device_cookie'; secret: true; bytes: number; cookieName: string | null; note: string }
   | { kind: 'unknown'; bytes: number; note: string };
 
 /** Three base64url-looking segments: only then is it handed to the JWT decoder. */
@@ -181,6 +184,24 @@ async function describe(token: string, opts: { issuer?: string | undefined; audi
       };
     }
     const { name, value } = cookieParts(token);
+    if (looksLikeDeviceToken(value)) {
+      return {
+        kind: 'device_cookie',
+        secret: true,
+        bytes: Buffer.byteLength(value),
+        cookieName: name,
+        note: 'a latchkey known-device cookie: proof that this browser signed in to an account before, which exempts it from the per-account login backoff. A secret bound to one account; nothing in it names the account or can be decoded.',
+      };
+    }
+    if (looksLikeSecret(value) && name === FORM_COOKIE) {
+      return {
+        kind: 'form_cookie',
+        secret: true,
+        bytes: Buffer.byteLength(value),
+        cookieName: name,
+        note: "the sign-in and sign-up forms' CSRF cookie: random bytes, not a session; nothing in it can be decoded.",
+      };
+    }
     if (looksLikeSecret(value)) {
       return {
         kind: 'session_cookie',
@@ -189,7 +210,10 @@ async function describe(token: string, opts: { issuer?: string | undefined; audi
         cookieName: name,
         // the handle is public (a prefix of the hash the store keeps): showing it reveals nothing of the cookie
         sessionHandle: handleOf(hashSecret(value)),
-        note: `a latchkey session cookie value: a secret that signs its holder in until the session ends. It is random bytes: nothing in it can be decoded. Keep it out of logs and tickets; to end the session: latchkey sessions revoke -- ${handleOf(hashSecret(value))}`,
+        note:
+          `a latchkey session cookie value${name === null ? ` (or another 256-bit random value of the same shape, such as the ${FORM_COOKIE} cookie)` : ''}: ` +
+          `a secret that signs its holder in until the session ends. It is random bytes: nothing in it can be decoded. ` +
+          `Keep it out of logs and tickets; to end the session: latchkey sessions revoke -- ${handleOf(hashSecret(value))}`,
       };
     }
     return { kind: 'unknown', bytes, note: 'not a JWT, nor a latchkey refresh token or session cookie; not shown, in case it is a secret' };
@@ -306,7 +330,10 @@ function rows(pairs: [string, string][], indent = '  '): string {
 const shown = (v: unknown): string => (typeof v === 'string' ? v : JSON.stringify(v));
 
 function text(r: Report): string {
-  if (r.kind !== 'jwt') return `${r.kind === 'unknown' ? 'unrecognised' : r.kind.replace('_', ' ')} (${r.bytes} bytes)\n${r.note}\n${r.kind === 'session_cookie' ? `session handle: ${r.sessionHandle}\n` : ''}`;
+  if (r.kind !== 'jwt') {
+    const what = r.kind === 'unknown' ? 'unrecognised' : r.kind.replace('_', ' ');
+    return `${what} (${r.bytes} bytes)\n${r.note}\n${r.kind === 'session_cookie' ? `session handle: ${r.sessionHandle}\n` : ''}`;
+  }
   let out = `JWT, ${r.bytes} bytes\n`;
   for (const e of r.decodeErrors) out += `does not decode: ${e}\n`;
   if (r.header) out += `header\n${rows(Object.entries(r.header).map(([k, v]) => [k, shown(v)]))}`;
