@@ -209,6 +209,8 @@ describe('latchkey users, sessions, audit: the local SQLite store and --url give
       ['audit', '--url', srv.url],
       ['audit', '--url', srv.url, '--data-dir', srv.config.dataDir],
       ['audit', '--url', 'ftp://example.com'],
+      // the admin key would cross the network in clear
+      ['audit', '--url', 'http://example.com'],
     ];
     for (const [args, r] of await Promise.all(usage.map(async (args) => [args, await runCli(args)] as const))) {
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);

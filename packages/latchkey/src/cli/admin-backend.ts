@@ -4,6 +4,7 @@
  * admin API's JSON shapes, so a command prints the same either way.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { isIPv4 } from 'node:net';
 import type { AuditPage, AuditQuery, RolesInput } from '../admin/service.js';
 import type { SessionView, UserView } from '../admin/views.js';
 import type { Config } from '../config.js';
@@ -84,14 +85,27 @@ export async function localBackend(config: Config): Promise<AdminBackend> {
 /** How long one admin API request may take. */
 const REQUEST_TIMEOUT_MS = 30_000;
 
-/** A server's base URL from --url: http(s), no query or fragment; undefined when it is none. */
-export function serverUrl(input: string): string | undefined {
-  if (!URL.canParse(input)) return undefined;
+/** Hosts an admin key may travel to over plain http: this machine only. */
+const isLoopback = (hostname: string): boolean =>
+  hostname === 'localhost' || hostname === '[::1]' || (isIPv4(hostname) && hostname.startsWith('127.'));
+
+/**
+ * A server's base URL from --url, or why it cannot be one. The admin key goes with every request,
+ * so it must be https unless the server is on this machine (loopback).
+ */
+export function serverUrl(input: string): { root: string } | { problem: string } {
+  if (!URL.canParse(input)) return { problem: '--url must be an http(s) URL' };
   const u = new URL(input);
-  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.search !== '' || u.hash !== '' || u.username !== '' || u.password !== '') return undefined;
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return { problem: '--url must be an http(s) URL' };
+  if (u.search !== '' || u.hash !== '' || u.username !== '' || u.password !== '') {
+    return { problem: '--url must be a base URL, without query, fragment or credentials' };
+  }
+  if (u.protocol === 'http:' && !isLoopback(u.hostname)) {
+    return { problem: '--url must be https: the admin key would cross the network in clear (http is for loopback only)' };
+  }
   let path = u.pathname;
   while (path.endsWith('/')) path = path.slice(0, -1);
-  return u.origin + path;
+  return { root: u.origin + path };
 }
 
 /**

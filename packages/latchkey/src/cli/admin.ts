@@ -141,11 +141,11 @@ async function backendFor(spec: CommandSpec, values: Parsed['values']): Promise<
   if (values['data-dir'] !== undefined || values.config !== undefined) {
     return usageError(spec, `--url${urlFlag === undefined ? ' (from LATCHKEY_URL)' : ''} sends the command to a server: --data-dir and --config are for the local store`);
   }
-  const root = serverUrl(url);
-  if (!root) return usageError(spec, `--url must be an http(s) URL without query or credentials`);
+  const target = serverUrl(url);
+  if ('problem' in target) return usageError(spec, target.problem);
   const key = adminKeyFrom(values['admin-key-file'] as string | undefined);
   if (!key) return usageError(spec, 'the admin API needs the admin key: set LATCHKEY_ADMIN_KEY, or give --admin-key-file');
-  return remoteBackend(root, key);
+  return remoteBackend(target.root, key);
 }
 
 /** Run `fn` against the backend, report a refusal on stderr (exit 1), always close it. */
