@@ -17,6 +17,8 @@ export const median = (xs: number[]): number => {
 
 export interface LoadResult {
   rps: number;
+  /** Requests completed in the run. */
+  requests: number;
   p50: number;
   p99: number;
   errors: number;
@@ -53,6 +55,7 @@ export async function load(opts: {
   } as autocannon.Options);
   return {
     rps: r.requests.average,
+    requests: r.requests.total,
     p50: r.latency.p50,
     p99: r.latency.p99,
     errors: r.errors + r.timeouts,
@@ -110,6 +113,7 @@ export async function wrkLoad(opts: {
   };
   return {
     rps: num(/Requests\/sec:\s+([\d.]+)/),
+    requests: num(/(\d+) requests in /),
     p50: ms(/\s50%\s+([\d.]+)(us|ms|s)/),
     p99: ms(/\s99%\s+([\d.]+)(us|ms|s)/),
     errors: num(/Socket errors:.*?timeout (\d+)/) || 0,

@@ -33,10 +33,13 @@ export function freePort() {
  * cluster belongs to the `postgres` user (the package creates it) and runs as it. Password
  * authentication (scram) for a random password, TCP on loopback only, no Unix socket; fsync off:
  * the cluster is thrown away after use. `stops`, when given, gets the server's stop at once (so an
- * interrupt during the start stops it too). Returns the URL of its `postgres` database, and
- * stop()/start() to take the server down (fast shutdown) and bring it back on the same port.
+ * interrupt during the start stops it too). `detached: true` puts the server in a process group of
+ * its own, so a Ctrl-C at the terminal reaches only the script that started it, which stops it in
+ * its own order (after the nodes that use it). Returns the URL of its `postgres` database, the
+ * postmaster's pid while it runs, and stop()/start() to take the server down (fast shutdown) and
+ * bring it back on the same port.
  */
-export async function startPostgres(dir, stops = []) {
+export async function startPostgres(dir, stops = [], { detached = false } = {}) {
   const bin = postgresBin();
   if (!bin) throw new Error("PostgreSQL's server binaries are not installed (apt-get install -y postgresql)");
   const data = join(dir, 'pg');
@@ -71,7 +74,7 @@ export async function startPostgres(dir, stops = []) {
     server = spawn(join(bin, 'postgres'), [
       '-D', data, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=',
       '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=300',
-    ], { ...asUser, cwd: dir, stdio: ['ignore', log, log] });
+    ], { ...asUser, cwd: dir, stdio: ['ignore', log, log], detached });
     exited = false;
     server.on('exit', () => { exited = true; });
     const deadline = Date.now() + 60_000;
@@ -95,5 +98,11 @@ export async function startPostgres(dir, stops = []) {
   }
   stops.push(stop);
   await start();
-  return { url: `postgres://latchkey:${password}@127.0.0.1:${port}/postgres`, port, stop, start };
+  return {
+    url: `postgres://latchkey:${password}@127.0.0.1:${port}/postgres`,
+    port,
+    get pid() { return exited ? undefined : server.pid; },
+    stop,
+    start,
+  };
 }

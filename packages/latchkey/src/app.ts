@@ -22,7 +22,8 @@ import { GatewayTokens } from './gateway/tokens.js';
 import { gatewayRoutes } from './http/routes/gateway.js';
 import { webRoutes } from './web/routes.js';
 import { parseEncryptionKey } from './keys/material.js';
-import { prepareDataDir } from './keys/secrets.js';
+import { prepareDataDir, type SecretName } from './keys/secrets.js';
+import { openAtRest, requireEncryptionKey } from './keys/at-rest.js';
 import { PostgresLimiterBackend, RedisLimiterBackend, SqliteLimiterBackend, type LimiterBackend } from './accounts/limiters.js';
 import { PostgresStore } from './store/postgres/index.js';
 import type { RedisConnection } from './redis.js';
@@ -42,7 +43,7 @@ export interface Latchkey {
   /** The Redis connection when `redis.url` is set. */
   redis: RedisConnection | undefined;
   context: Context;
-  /** Warnings logged once at start (secrets stored unencrypted, permissions tightened, files sealed). */
+  /** Warnings logged once at start (secrets stored unencrypted, permissions tightened, values sealed, files imported). */
   notices: readonly string[];
   http: FastifyInstance;
   /** Stop timers, close HTTP and the store. */
@@ -59,12 +60,21 @@ export interface CreateOptions extends HttpOptions {
 export async function createLatchkey(config: Config, opts: CreateOptions = {}): Promise<Latchkey> {
   const now = opts.now ?? Date.now;
   const dataDir = resolve(config.dataDir);
-  // permissions, secrets, and (with a key-encryption key) everything sealed, before anything else reads the dir
-  const { secrets, notices } = prepareDataDir(dataDir, parseEncryptionKey(config.keys.encryptionKey));
+  const kek = parseEncryptionKey(config.keys.encryptionKey);
+  const postgres = opts.store ? opts.store instanceof PostgresStore : config.store.kind === 'postgres';
+  requireEncryptionKey(postgres, kek);
+  // permissions, and an earlier latchkey's secret and key files read and checked, before anything is written;
+  // on PostgreSQL nothing is kept in the data dir, so none is created
+  const { legacy, notices } = prepareDataDir(dataDir, kek, postgres ? 'skip' : 'create');
   const store = opts.store ?? openStore(config);
-  // PostgreSQL: under an advisory lock, so nodes starting together apply each migration once
+  let secrets: Record<SecretName, Buffer>;
   try {
+    // PostgreSQL: under an advisory lock, so nodes starting together apply each migration once
     await store.migrate();
+    // the secrets and private keys live in the store: the first node creates them, every node reads them
+    const atRest = await openAtRest(store, { kek, legacy });
+    secrets = atRest.secrets;
+    notices.push(...atRest.notices);
   } catch (err) {
     await store.close();
     throw err;
@@ -90,7 +100,15 @@ export async function createLatchkey(config: Config, opts: CreateOptions = {}): 
   };
   const sessions = new SessionService(store, config.sessions, now);
   const csrf = new CsrfGuard(config.issuer, config.allowedOrigins, secrets['csrf.key']);
-  const tokenServices = await createTokenServices({ config, store, sessions, sealKey: secrets['refresh.key'], now });
+  let tokenServices: Awaited<ReturnType<typeof createTokenServices>>;
+  try {
+    tokenServices = await createTokenServices({ config, store, sessions, sealKey: secrets['refresh.key'], now });
+  } catch (err) {
+    // e.g. a key whose private half does not open: stop with nothing left running
+    await store.close();
+    await closeLimiters();
+    throw err;
+  }
   const { keys, tokens, refresh, clients, audit } = tokenServices;
   const accounts = new AccountService(store, hasher, config.passwords, config.rateLimit, limiters, audit, now, secrets['device.key']);
   const admin = new AdminService(store, sessions, audit);

@@ -46,10 +46,12 @@ export const ConfigSchema = Type.Object(
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
     dataDir: Type.String({ minLength: 1, default: '.latchkey' }),
     /**
-     * Where accounts, sessions, refresh families, keys' public halves, revocation events and
-     * the audit log live. sqlite (default): one file in the data dir, one node. postgres: a
-     * shared database, for several nodes (docs/store.md); `url` is postgres://user:password@host/db,
-     * best given as LATCHKEY_DATABASE_URL rather than in the config file.
+     * Where accounts, sessions, refresh families, signing keys (private halves included),
+     * the node-wide secrets, revocation events and the audit log live. sqlite (default): one
+     * file in the data dir, one node. postgres: a shared database, for several nodes with
+     * separate data dirs (docs/store.md), which requires keys.encryptionKey; `url` is
+     * postgres://user:password@host/db, best given as LATCHKEY_DATABASE_URL rather than in the
+     * config file.
      */
     store: Type.Union(
       [
@@ -177,9 +179,10 @@ export const ConfigSchema = Type.Object(
         prePublishSeconds: Seconds(24 * 3600, 1),
         /**
          * The key-encryption key: 32 random bytes, base64 or base64url (`openssl rand -base64 32`).
-         * Private signing keys and the data dir's secret files (csrf.key, refresh.key, device.key) are
-         * AES-256-GCM encrypted with it; plaintext ones are encrypted at the next start. Without
-         * it they are plaintext and `serve` warns at start. Set it in production, from the
+         * Private signing keys and the secrets (csrf.key, refresh.key, device.key) are kept in the
+         * store, AES-256-GCM encrypted with it; plaintext ones are encrypted at the next start.
+         * Required with the PostgreSQL store (every node sets the same one); on SQLite, without it
+         * they are plaintext and `serve` warns at start. Set it in production, from the
          * environment (LATCHKEY_KEY_ENCRYPTION_KEY) rather than the config file.
          */
         encryptionKey: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9+/_-]{43}=?$' })),

@@ -1,7 +1,7 @@
 /**
- * `latchkey keys` makes the data-dir checks `latchkey serve` makes (keys/secrets.ts prepareDataDir):
- * permissions, damaged secret files, sealing with the key-encryption key; and never creates a data
- * dir. Apart from cli.test.ts because each case spawns the CLI a few times, and a test file must end
+ * `latchkey keys` makes the checks `latchkey serve` makes (keys/secrets.ts prepareDataDir,
+ * keys/at-rest.ts openAtRest): permissions, damaged secret files and stored secrets, sealing with
+ * the key-encryption key; and never creates a SQLite data dir. Apart from cli.test.ts because each case spawns the CLI a few times, and a test file must end
  * within the suite's per-file timeout on a loaded machine.
  */
 import assert from 'node:assert/strict';
@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { createLatchkey } from '../src/app.js';
 import { parseConfig } from '../src/config.js';
+import { Database } from '../src/store/sqlite/driver.js';
 import { assertNoJsonInStrings, cliJson } from './cli-helpers.js';
 import { FAST_ARGON2 } from './helpers.js';
 
@@ -40,13 +41,23 @@ describe('latchkey keys: the data-dir checks serve makes', () => {
     const p = start(['keys', ...args], { LATCHKEY_KEY_ENCRYPTION_KEY: '', ...env });
     return { code: await p.exited, out: p.output() };
   };
-  const snapshot = (dir: string) =>
-    Object.fromEntries(
-      [...readdirSync(dir), ...readdirSync(join(dir, 'keys')).map((f) => `keys/${f}`)]
-        // the secret files and keys; not the databases (the store's, the rate limits')
-        .filter((f) => f !== 'keys' && !/\.sqlite(-wal|-shm|-journal)?$/.test(f))
-        .map((f) => [f, readFileSync(join(dir, f), 'utf8')]),
-    );
+  /** What is at rest: the store's secrets and private keys, and the files of the data dir other than the databases. */
+  const snapshot = (dir: string) => {
+    const db = new Database(join(dir, 'latchkey.sqlite'), { readonly: true });
+    try {
+      return {
+        secrets: db.prepare('SELECT name, value FROM secrets ORDER BY name').all(),
+        keys: db.prepare('SELECT kid, private_key FROM signing_keys ORDER BY kid').all(),
+        files: Object.fromEntries(
+          readdirSync(dir)
+            .filter((f) => !/\.sqlite(-wal|-shm|-journal)?$/.test(f))
+            .map((f) => [f, readFileSync(join(dir, f), 'utf8')]),
+        ),
+      };
+    } finally {
+      db.close();
+    }
+  };
 
   it('a data dir that does not exist is an error (exit 1, naming it), never created, for every subcommand', async () => {
     const missing = join(mkdtempSync(join(tmpdir(), 'latchkey-cli-')), 'missing');
@@ -61,18 +72,18 @@ describe('latchkey keys: the data-dir checks serve makes', () => {
   it('tightens permissions as serve does, and says so', async () => {
     const dir = await dataDir();
     chmodSync(dir, 0o755);
-    chmodSync(join(dir, 'csrf.key'), 0o644);
+    chmodSync(join(dir, 'ratelimits.sqlite'), 0o644);
     chmodSync(join(dir, 'latchkey.sqlite'), 0o644);
     const r = await keys(['list', '--data-dir', dir]);
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /was open to other users \(mode 0755\): now 0700/);
-    assert.match(r.out, /csrf\.key was open to other users \(mode 0644\): now 0600/);
+    assert.match(r.out, /ratelimits\.sqlite was open to other users \(mode 0644\): now 0600/);
     assert.equal(statSync(dir).mode & 0o777, 0o700);
-    assert.equal(statSync(join(dir, 'csrf.key')).mode & 0o777, 0o600);
+    assert.equal(statSync(join(dir, 'ratelimits.sqlite')).mode & 0o777, 0o600);
     assert.equal(statSync(join(dir, 'latchkey.sqlite')).mode & 0o777, 0o600);
   });
 
-  it('refuses a damaged secret file (exit 1, naming it) and changes nothing: no key rotated', async () => {
+  it('refuses a damaged secret file of an earlier latchkey (exit 1, naming it) and changes nothing: no key rotated', async () => {
     const dir = await dataDir();
     for (const damage of ['', 'short', '{"enc":"A256GCM"']) {
       writeFileSync(join(dir, 'refresh.key'), damage);
@@ -84,6 +95,18 @@ describe('latchkey keys: the data-dir checks serve makes', () => {
     }
   });
 
+  it('refuses a damaged secret in the store (exit 1, naming it) and changes nothing: no key rotated', async () => {
+    const dir = await dataDir();
+    const db = new Database(join(dir, 'latchkey.sqlite'));
+    db.prepare("UPDATE secrets SET value = 'short' WHERE name = 'device.key'").run();
+    db.close();
+    const before = snapshot(dir);
+    const r = await keys(['rotate', '--now', '--data-dir', dir]);
+    assert.equal(r.code, 1, r.out);
+    assert.match(r.out, /the secret device\.key in the store is malformed/);
+    assert.deepEqual(snapshot(dir), before);
+  });
+
   it('with LATCHKEY_KEY_ENCRYPTION_KEY, seals plaintext secrets and keys as serve does; with another key, refuses and changes nothing', async () => {
     const dir = await dataDir();
     const kek = randomBytes(32).toString('base64');
@@ -92,14 +115,17 @@ describe('latchkey keys: the data-dir checks serve makes', () => {
     const wrongBefore = snapshot(wrong);
     const refused = await keys(['list', '--data-dir', wrong], { LATCHKEY_KEY_ENCRYPTION_KEY: kek });
     assert.equal(refused.code, 1, refused.out);
-    assert.match(refused.out, /cannot decrypt/);
+    assert.match(refused.out, /does not decrypt/);
     assert.deepEqual(snapshot(wrong), wrongBefore);
     const r = await keys(['list', '--data-dir', dir], { LATCHKEY_KEY_ENCRYPTION_KEY: kek });
     assert.equal(r.code, 0, r.out);
-    assert.match(r.out, /encrypted with LATCHKEY_KEY_ENCRYPTION_KEY: /);
-    for (const [name, text] of Object.entries(snapshot(dir))) {
-      assert.notEqual(text, plain[name], `${name} sealed`);
-      assert.equal((JSON.parse(text) as { enc?: string }).enc, 'A256GCM', name);
+    assert.match(r.out, /encrypted with LATCHKEY_KEY_ENCRYPTION_KEY in the store: /);
+    const sealed = snapshot(dir);
+    const values = [...sealed.secrets, ...sealed.keys].map((row) => Object.values(row as Record<string, string>).at(-1)!);
+    assert.equal(values.length, 4);
+    for (const v of values) {
+      assert.ok(![...plain.secrets, ...plain.keys].some((row) => Object.values(row as Record<string, string>).includes(v)), 'rewritten');
+      assert.equal((JSON.parse(v) as { enc?: string }).enc, 'A256GCM');
     }
     // and the server opens it with that key
     const config = parseConfig({ dataDir: dir, logLevel: 'silent', passwords: { argon2: FAST_ARGON2 }, keys: { encryptionKey: kek } });

@@ -41,7 +41,7 @@ describe('latchkey serve', () => {
     await waitHealthy(`http://127.0.0.1:${port}`);
     assert.ok(existsSync(join(dir, 'latchkey.sqlite')));
     assert.equal(statSync(dir).mode & 0o777, 0o700);
-    assert.equal(statSync(join(dir, 'csrf.key')).mode & 0o777, 0o600);
+    assert.equal(statSync(join(dir, 'latchkey.sqlite')).mode & 0o777, 0o600);
     p.child.kill('SIGTERM');
     assert.equal(await p.exited, 0, p.output());
   });

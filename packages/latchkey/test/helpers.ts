@@ -1,4 +1,5 @@
 /** Shared test scaffolding: a real server on loopback with a temp data dir, and a cookie-keeping client. */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +10,11 @@ import { parseConfig, type Config } from '../src/config.js';
 /** argon2 parameters that keep tests fast; the defaults are exercised in accounts.test.ts. */
 export const FAST_ARGON2 = { memoryKiB: 8192, iterations: 1, parallelism: 1 };
 export const ADMIN_KEY = 'test-admin-key-0123456789abcdef0123456789';
+/**
+ * The key-encryption key of this test process's PostgreSQL instances (latchkey refuses to start on
+ * PostgreSQL without one): the same for every instance of a file, as the nodes of one cluster share theirs.
+ */
+export const TEST_KEK = randomBytes(32).toString('base64');
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -28,7 +34,10 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-/** Start latchkey on 127.0.0.1 with a fresh data dir; `overrides` is merged into the config. */
+/**
+ * Start latchkey on 127.0.0.1 with a fresh data dir; `overrides` is merged into the config. On
+ * PostgreSQL the key-encryption key is TEST_KEK unless `overrides` names one.
+ */
 export async function startServer(overrides: Record<string, unknown> = {}, opts: CreateOptions = {}): Promise<TestServer> {
   // the issuer URL names the port, so it is chosen before listening; another test file running
   // in parallel can take it in between, and then we start again on another
@@ -44,7 +53,14 @@ export async function startServer(overrides: Record<string, unknown> = {}, opts:
 async function startServerOnce(overrides: Record<string, unknown>, opts: CreateOptions): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'latchkey-test-'));
   const port = await freePort();
-  const { passwords, rateLimit, ...rest } = overrides as { passwords?: Record<string, unknown>; rateLimit?: Record<string, unknown> };
+  const { passwords, rateLimit, ...rest } = overrides as {
+    passwords?: Record<string, unknown>;
+    rateLimit?: Record<string, unknown>;
+    [key: string]: unknown;
+  };
+  const onPostgres = (rest.store as { kind?: string } | undefined)?.kind === 'postgres';
+  const keys = rest.keys as Record<string, unknown> | undefined;
+  if (onPostgres && keys?.encryptionKey === undefined) rest.keys = { ...keys, encryptionKey: TEST_KEK };
   const config = parseConfig({
     port,
     dataDir,

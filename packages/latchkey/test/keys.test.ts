@@ -1,11 +1,11 @@
 /**
- * Signing keys: files at rest, scheduled rotation with pre-publication, and the
- * `latchkey keys` CLI acting on a running server from another process.
+ * Signing keys: private halves at rest in the store, scheduled rotation with pre-publication,
+ * and the `latchkey keys` CLI acting on a running server from another process.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,7 +13,9 @@ import { promisify } from 'node:util';
 import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { createLatchkey } from '../src/app.js';
 import { parseConfig } from '../src/config.js';
+import { openPrivateKey } from '../src/keys/material.js';
 import type { KeyRetiredEvent } from '../src/keys/service.js';
+import { Database } from '../src/store/sqlite/driver.js';
 import { FAST_ARGON2, json, startServer, type TestServer } from './helpers.js';
 import { form, INTROSPECTOR, loginTokens, signup, type TokenResponse } from './token-helpers.js';
 
@@ -44,53 +46,66 @@ async function eventually(check: () => Promise<boolean>, what: string, ms = 5000
   assert.fail(`timed out waiting: ${what}`);
 }
 
-describe('private key files', () => {
+describe('private keys at rest', () => {
   const dirs: string[] = [];
   after(() => {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
   const config = (dataDir: string, encryptionKey?: string) =>
     parseConfig({ dataDir, logLevel: 'silent', passwords: { argon2: FAST_ARGON2 }, keys: encryptionKey ? { encryptionKey } : {} });
+  const fresh = () => {
+    const d = mkdtempSync(join(tmpdir(), 'latchkey-keys-'));
+    dirs.push(d);
+    return d;
+  };
+  /** The signing_keys rows of the SQLite store of `dataDir`, private halves included. */
+  const rows = (dataDir: string) => {
+    const db = new Database(join(dataDir, 'latchkey.sqlite'), { readonly: true });
+    try {
+      return db.prepare('SELECT kid, alg, private_key FROM signing_keys ORDER BY activates_at').all() as { kid: string; alg: 'EdDSA'; private_key: string | null }[];
+    } finally {
+      db.close();
+    }
+  };
 
-  it('are created on first start: directory 0700, file 0600, one per key', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'latchkey-keys-'));
-    dirs.push(dataDir);
+  it('live in the store with their key, not in the data dir: the stored private half is the key that signs', async () => {
+    const dataDir = fresh();
     const lk = await createLatchkey(config(dataDir), { logger: false });
+    const signer = lk.context.keys.signer();
     await lk.close();
-    const dir = join(dataDir, 'keys');
-    assert.equal(statSync(dir).mode & 0o777, 0o700);
-    const files = readdirSync(dir);
-    assert.equal(files.length, 1);
-    assert.equal(statSync(join(dir, files[0]!)).mode & 0o777, 0o600);
-    assert.equal(files[0], `${lk.context.keys.list()[0]!.kid}.json`);
+    assert.equal(existsSync(join(dataDir, 'keys')), false);
+    const [row] = rows(dataDir);
+    assert.equal(row!.kid, signer.kid);
+    const opened = openPrivateKey(row!.private_key!, row!.kid, row!.alg, undefined, 'in the store');
+    assert.ok(opened.key.equals(signer.key));
   });
 
-  it('are AES-256-GCM encrypted with the configured key, and refused without it or with another', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'latchkey-keys-'));
-    dirs.push(dataDir);
+  it('are AES-256-GCM sealed with the configured key, and refused without it or with another', async () => {
+    const dataDir = fresh();
     const key = randomBytes(32).toString('base64');
     const lk = await createLatchkey(config(dataDir, key), { logger: false });
-    const kid = lk.context.keys.list()[0]!.kid;
+    const kid = lk.context.keys.signer().kid;
     await lk.close();
-    const text = readFileSync(join(dataDir, 'keys', `${kid}.json`), 'utf8');
-    const file = JSON.parse(text) as Record<string, unknown>;
-    assert.equal(file.enc, 'A256GCM');
-    assert.equal(file.jwk, undefined);
+    const text = rows(dataDir)[0]!.private_key!;
+    const stored = JSON.parse(text) as Record<string, unknown>;
+    assert.equal(stored.enc, 'A256GCM');
+    assert.equal(stored.jwk, undefined);
     assert.doesNotMatch(text, /"d"/);
     // the same key reopens it and signs with the same kid
     const again = await createLatchkey(config(dataDir, key), { logger: false });
     assert.equal(again.context.keys.signer().kid, kid);
     await again.close();
     await assert.rejects(createLatchkey(config(dataDir), { logger: false }), /encrypted: set LATCHKEY_KEY_ENCRYPTION_KEY/);
-    // nor does the CLI write a plain key beside encrypted ones
+    // nor does the CLI add a plain key beside encrypted ones
     const plain = await cli(['rotate', '--data-dir', dataDir], { LATCHKEY_KEY_ENCRYPTION_KEY: '' });
     assert.equal(plain.code, 1, plain.out);
     assert.match(plain.out, /encrypted: set LATCHKEY_KEY_ENCRYPTION_KEY/);
-    assert.deepEqual(readdirSync(join(dataDir, 'keys')), [`${kid}.json`]);
+    assert.deepEqual(rows(dataDir).map((r) => r.kid), [kid]);
     const sealed = await cli(['rotate', '--data-dir', dataDir], { LATCHKEY_KEY_ENCRYPTION_KEY: key });
     assert.equal(sealed.code, 0, sealed.out);
-    assert.equal(readdirSync(join(dataDir, 'keys')).length, 2);
-    await assert.rejects(createLatchkey(config(dataDir, randomBytes(32).toString('base64')), { logger: false }), /cannot decrypt/);
+    assert.equal(rows(dataDir).length, 2);
+    assert.ok(rows(dataDir).every((r) => (JSON.parse(r.private_key!) as { enc?: string }).enc === 'A256GCM'));
+    await assert.rejects(createLatchkey(config(dataDir, randomBytes(32).toString('base64')), { logger: false }), /does not decrypt|cannot decrypt/);
   });
 
   it('the encryption key comes from LATCHKEY_KEY_ENCRYPTION_KEY and must be 32 bytes', async () => {
@@ -155,6 +170,9 @@ describe('scheduled rotation (in-process, injected clock)', () => {
     await advance(61);
     assert.deepEqual(await kids(srv), [b]);
     assert.deepEqual(retired.map((e) => [e.kid, e.reason]), [[a, 'expired']]);
+    // a key that left JWKS never signs again: its private half left the store
+    assert.equal(await srv.lk.store.getPrivateKey(a), undefined);
+    assert.ok(await srv.lk.store.getPrivateKey(b));
     const views = srv.lk.context.keys.list();
     assert.equal(views.find((k) => k.kid === a)!.state, 'retired');
     assert.equal(views.find((k) => k.kid === b)!.state, 'active');
@@ -232,7 +250,7 @@ describe('latchkey keys (CLI against a running server)', () => {
     assert.ok(list.sessions.some((s) => s.handle === payload.sid), 'the session is still listed');
 
     assert.ok(retired.some((e) => e.kid === compromised && e.reason === 'retired'), 'the server reported the retirement');
-    assert.equal(readdirSync(join(srv.config.dataDir, 'keys')).includes(`${compromised}.json`), false, 'private key deleted');
+    assert.equal(await srv.lk.store.getPrivateKey(compromised), undefined, 'private key deleted');
     const audit = await srv.lk.context.audit.list({ type: 'key_retired' });
     assert.ok(audit.some((e) => e.detail.kid === compromised));
   });

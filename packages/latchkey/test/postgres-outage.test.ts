@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -56,8 +56,8 @@ async function freshDatabase(): Promise<string> {
 }
 
 /** An instance on database `url` of the private server, its store's outage log captured in `logged`. */
-async function node(url: string, logged: Logged[], dataDir?: string): Promise<TestServer> {
-  const srv = await startServer({ store: { kind: 'postgres', url, poolSize: 4 }, ...(dataDir ? { dataDir } : {}) }, { now });
+async function node(url: string, logged: Logged[]): Promise<TestServer> {
+  const srv = await startServer({ store: { kind: 'postgres', url, poolSize: 4 } }, { now });
   const store = srv.lk.store as PostgresStore;
   store.db.setLog({
     error: (obj, msg) => logged.push({ level: 'error', msg, obj }),
@@ -139,10 +139,8 @@ describe('PostgreSQL stopped and started again under a running instance', () => 
     const logged: Logged[] = [];
     const url = await freshDatabase();
     const a = await node(url, logged);
-    // signing keys and secrets still live in the data dir (issue 13 item 6): the second instance gets a copy
-    const copy = mkdtempSync(join(dir, 'node-'));
-    cpSync(a.config.dataDir, copy, { recursive: true });
-    const b = await node(url, logged, copy);
+    // a data dir of its own (keys and secrets are in the database)
+    const b = await node(url, logged);
     try {
       const { browser, email } = await signup(a);
       const laptop = new Client(a.url);

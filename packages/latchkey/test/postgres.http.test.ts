@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { ConfigError, loadConfig, parseConfig } from '../src/config.js';
 import { migrations } from '../src/store/postgres/migrations.js';
-import { Client, freePort, json, startServer, type TestServer } from './helpers.js';
+import { Client, freePort, json, startServer, TEST_KEK, type TestServer } from './helpers.js';
 import { createDatabase } from './postgres.js';
 import { form, loginTokens, PASSWORD, signup, type TokenResponse } from './token-helpers.js';
 
@@ -92,10 +92,25 @@ describe('latchkey migrate on PostgreSQL', () => {
     assert.ok(!run.output().includes('not-the-password-4711'), run.output());
   });
 
+  it('serve refuses to start without a key-encryption key (exit 2, naming keys.encryptionKey), touching neither the database nor the data dir', async () => {
+    const url = await createDatabase();
+    const dataDir = join(mkdtempSync(join(tmpdir(), 'latchkey-pg-cli-')), 'data');
+    const run = cli(['serve', '--port', String(await freePort()), '--data-dir', dataDir], {
+      LATCHKEY_DATABASE_URL: url,
+      LATCHKEY_KEY_ENCRYPTION_KEY: '',
+    });
+    assert.equal(await run.exited, 2, run.output());
+    assert.match(run.output(), /invalid config: keys\.encryptionKey: required with the PostgreSQL store/);
+    assert.match(run.output(), /openssl rand -base64 32/);
+    const tables = await sql<{ n: number }>(url, "SELECT COUNT(*)::int AS n FROM information_schema.tables WHERE table_schema = 'public'");
+    assert.equal(tables[0]!.n, 0, 'nothing migrated');
+    assert.equal(existsSync(dataDir), false, 'no data dir created');
+  });
+
   it('serve migrates at start and logs where the store is, without the password', async () => {
     const url = await createDatabase();
     const port = await freePort();
-    const run = cli(['serve', '--port', String(port)], { LATCHKEY_DATABASE_URL: url, LATCHKEY_LOG_LEVEL: 'info' });
+    const run = cli(['serve', '--port', String(port)], { LATCHKEY_DATABASE_URL: url, LATCHKEY_LOG_LEVEL: 'info', LATCHKEY_KEY_ENCRYPTION_KEY: TEST_KEK });
     try {
       const end = Date.now() + 20_000;
       while (!run.output().includes('latchkey ready')) {
@@ -162,5 +177,17 @@ describe('the HTTP server on PostgreSQL', () => {
       'SELECT COUNT(*)::int AS n, COUNT(*) FILTER (WHERE rotated_at IS NULL)::int AS current FROM refresh_tokens',
     );
     assert.deepEqual(rows[0], { n: 3, current: 1 });
+  });
+
+  it('latchkey keys works against the database with no data dir at all: a key rotated from the CLI signs on the server', async () => {
+    const { email } = await signup(srv);
+    const missing = join(mkdtempSync(join(tmpdir(), 'latchkey-pg-cli-')), 'none');
+    const run = cli(['keys', 'rotate', '--now', '--data-dir', missing], { LATCHKEY_DATABASE_URL: url, LATCHKEY_KEY_ENCRYPTION_KEY: TEST_KEK });
+    assert.equal(await run.exited, 0, run.output());
+    const kid = /created (\S+)/.exec(run.output())![1]!;
+    assert.equal(existsSync(missing), false, 'no data dir created');
+    await srv.lk.context.keys.reload();
+    const tokens = await loginTokens(srv, email);
+    assert.equal(JSON.parse(Buffer.from(tokens.access_token.split('.')[0]!, 'base64url').toString()).kid, kid);
   });
 });

@@ -15,7 +15,7 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import pg from 'pg';
 import { createLatchkey, type Latchkey } from '../src/app.js';
 import { parseConfig } from '../src/config.js';
-import { ADMIN_KEY, Client, FAST_ARGON2, freePort, json } from './helpers.js';
+import { ADMIN_KEY, Client, FAST_ARGON2, freePort, json, TEST_KEK } from './helpers.js';
 import { createDatabase } from './postgres.js';
 import { PASSWORD, newEmail } from './token-helpers.js';
 
@@ -29,7 +29,10 @@ interface Node {
   url: string;
 }
 
-/** One node on `dataDir` (shared: the signing keys' private halves still live there). */
+/**
+ * One node on `dataDir`: on PostgreSQL each node has an empty one of its own (everything it needs is in the
+ * database; TEST_KEK seals it), on SQLite they share the directory that holds the database file.
+ */
 async function startNode(dataDir: string, extra: Record<string, unknown>): Promise<Node> {
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
@@ -41,6 +44,7 @@ async function startNode(dataDir: string, extra: Record<string, unknown>): Promi
       adminKey: ADMIN_KEY,
       passwords: { argon2: FAST_ARGON2 },
       rateLimit: { signupPerIp: 100_000 },
+      keys: { encryptionKey: TEST_KEK },
       ...extra,
     });
     const lk = await createLatchkey(config, { logger: false });
@@ -82,21 +86,22 @@ async function accepted(c: Client): Promise<boolean> {
 
 for (const kind of ['postgres', 'sqlite'] as const) {
   describe(`two nodes on one ${kind === 'postgres' ? 'PostgreSQL database' : 'SQLite file'}`, () => {
-    let dataDir: string;
+    const dirs: string[] = [];
     let store: Record<string, unknown> | undefined;
     let a: Node;
     let b: Node;
 
     before(async () => {
-      dataDir = mkdtempSync(join(tmpdir(), 'latchkey-cluster-'));
+      dirs.push(mkdtempSync(join(tmpdir(), 'latchkey-cluster-')));
+      if (kind === 'postgres') dirs.push(mkdtempSync(join(tmpdir(), 'latchkey-cluster-')));
       store = kind === 'postgres' ? { kind: 'postgres', url: await createDatabase() } : undefined;
-      a = await startNode(dataDir, store ? { store } : {});
-      b = await startNode(dataDir, store ? { store } : {});
+      a = await startNode(dirs[0]!, store ? { store } : {});
+      b = await startNode(dirs.at(-1)!, store ? { store } : {});
     });
     after(async () => {
       await b?.lk.close();
       await a?.lk.close();
-      rmSync(dataDir, { recursive: true, force: true });
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
     });
 
     /** A user signed up on A, plus `extra` more browsers signed in on A. */
@@ -240,19 +245,18 @@ for (const kind of ['postgres', 'sqlite'] as const) {
 }
 
 describe('sessions.strict', () => {
-  let dataDir: string;
+  const dirs = [mkdtempSync(join(tmpdir(), 'latchkey-cluster-')), mkdtempSync(join(tmpdir(), 'latchkey-cluster-'))];
   let a: Node;
   let b: Node;
   before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'latchkey-cluster-'));
     const store = { kind: 'postgres', url: await createDatabase() };
-    a = await startNode(dataDir, { store, sessions: { strict: true } });
-    b = await startNode(dataDir, { store, sessions: { strict: true } });
+    a = await startNode(dirs[0]!, { store, sessions: { strict: true } });
+    b = await startNode(dirs[1]!, { store, sessions: { strict: true } });
   });
   after(async () => {
     await b?.lk.close();
     await a?.lk.close();
-    rmSync(dataDir, { recursive: true, force: true });
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 
   it('is off by default', () => {

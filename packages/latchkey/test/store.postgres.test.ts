@@ -7,10 +7,16 @@ import { PostgresStore } from '../src/store/postgres/index.js';
 import { migrations } from '../src/store/postgres/migrations.js';
 import type { Session } from '../src/store/store.js';
 import { createDatabase } from './postgres.js';
+import { atRestStoreContract } from './store.at-rest.contract.js';
 import { storeContract } from './store.contract.js';
 
 // a fresh database per test: the contract counts keys, events and audit rows from zero
 storeContract('postgres', async () => new PostgresStore({ url: await createDatabase(), poolSize: 4 }));
+// each peer a pool of its own, as another node's: its calls are concurrent transactions
+atRestStoreContract('postgres', async () => {
+  const url = await createDatabase();
+  return { store: new PostgresStore({ url, poolSize: 4 }), peer: () => new PostgresStore({ url, poolSize: 2 }) };
+});
 
 async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const c = new pg.Client({ connectionString: url });

@@ -6,6 +6,10 @@ import { after, describe, it } from 'node:test';
 import { randomBytes } from 'node:crypto';
 import { DEVICE_PRUNE_ABOVE, SqliteStore } from '../src/store/sqlite/index.js';
 import { driverPackage } from '../src/store/sqlite/driver.js';
+import { Worker } from 'node:worker_threads';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { NodeCall } from './sqlite-node.worker.js';
+import { atRestStoreContract } from './store.at-rest.contract.js';
 import { storeContract } from './store.contract.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'latchkey-store-'));
@@ -13,6 +17,109 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 let i = 0;
 
 storeContract('sqlite', async () => new SqliteStore({ filename: join(dir, `s${++i}.sqlite`) }));
+// peers are connections of this process: better-sqlite3 is synchronous, so their calls run one after
+// another; the same races across threads, truly at once, are below ('nodes in worker threads')
+atRestStoreContract('sqlite', async () => {
+  const filename = join(dir, `r${++i}.sqlite`);
+  return { store: new SqliteStore({ filename }), peer: () => new SqliteStore({ filename }) };
+});
+
+/**
+ * Run `calls` at once, each in a worker thread with its own connection to `filename` (as processes
+ * on one data dir would be): every worker opens and migrates, waits at a barrier, then all call.
+ */
+async function atOnce<T>(filename: string, calls: NodeCall[]): Promise<T[]> {
+  const barrier = new SharedArrayBuffer(8);
+  const flags = new Int32Array(barrier);
+  // the worker is TypeScript: register tsx in it first (a worker does not inherit the loader on Node 20)
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const entry = new URL('./sqlite-node.worker.ts', import.meta.url).href;
+  const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
+  const workers = calls.map((call) => new Worker(code, { eval: true, workerData: { filename, call, barrier } }));
+  const results = workers.map(
+    (w) =>
+      new Promise<T>((resolve, reject) => {
+        w.once('message', resolve);
+        w.once('error', reject);
+      }),
+  );
+  const deadline = Date.now() + 60_000;
+  while (Atomics.load(flags, 0) < calls.length) {
+    if (Date.now() > deadline) throw new Error('workers did not get ready');
+    await sleep(5);
+  }
+  Atomics.store(flags, 1, 1);
+  Atomics.notify(flags, 1);
+  try {
+    return await Promise.all(results);
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+}
+
+describe('sqlite store: nodes in worker threads, at once', () => {
+  const NODES = 6;
+  const key = (kid: string, activatesAt: number) => ({
+    kid,
+    alg: 'EdDSA' as const,
+    publicJwk: `{"kid":"${kid}"}`,
+    createdAt: activatesAt - 10,
+    activatesAt,
+    deactivatesAt: null,
+    retiredAt: null,
+    privateKey: `private-${kid}`,
+  });
+
+  it(`${NODES} connections adding the secrets to an empty file at once all get the same values, one caller's each`, async () => {
+    const filename = join(dir, 'race-secrets.sqlite');
+    const setup = new SqliteStore({ filename });
+    await setup.migrate();
+    await setup.close();
+    const offers = Array.from({ length: NODES }, () => ({
+      'csrf.key': randomBytes(32).toString('base64url'),
+      'refresh.key': randomBytes(32).toString('base64url'),
+      'device.key': randomBytes(32).toString('base64url'),
+    }));
+    const results = await atOnce<{ secrets: Record<string, string> }>(
+      filename,
+      offers.map((secrets) => ({ op: 'addAtRest', add: { secrets, privateKeys: {} } })),
+    );
+    for (const r of results) assert.deepEqual(r.secrets, results[0]!.secrets);
+    for (const name of ['csrf.key', 'refresh.key', 'device.key'] as const) {
+      assert.ok(offers.some((o) => o[name] === results[0]!.secrets[name]), name);
+    }
+  });
+
+  it(`${NODES} connections scheduling one rotation at once add exactly one key`, async () => {
+    const filename = join(dir, 'race-keys.sqlite');
+    const setup = new SqliteStore({ filename });
+    await setup.migrate();
+    await setup.addSigningKey(key('k0', 100));
+    const added = await atOnce<boolean>(
+      filename,
+      Array.from({ length: NODES }, (_, n) => ({ op: 'addSigningKey', key: key(`next${n}`, 500), guards: { unlessScheduledAfter: 100 } })),
+    );
+    assert.equal(added.filter(Boolean).length, 1);
+    const winner = added.indexOf(true);
+    assert.deepEqual((await setup.listSigningKeys()).map((k) => k.kid), ['k0', `next${winner}`]);
+    assert.equal(await setup.getPrivateKey(`next${winner}`), `private-next${winner}`);
+    await setup.close();
+  });
+
+  it(`${NODES} connections starting on a file with no key add exactly one first key`, async () => {
+    const filename = join(dir, 'race-first.sqlite');
+    const setup = new SqliteStore({ filename });
+    await setup.migrate();
+    const added = await atOnce<boolean>(
+      filename,
+      // their clocks a second apart, as nodes' may be
+      Array.from({ length: NODES }, (_, n) => ({ op: 'addSigningKey', key: key(`first${n}`, 100 + (n % 2)), guards: { unlessSigningFrom: 100 + (n % 2) } })),
+    );
+    assert.equal(added.filter(Boolean).length, 1);
+    assert.equal((await setup.listSigningKeys()).length, 1);
+    await setup.close();
+  });
+});
 
 describe('sqlite store', () => {
   it('loads the Node-API better-sqlite3 on Node >= 22 (12 aborts on Node 24)', () => {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import type { RefreshRotation, Session, SigningKeyRecord, Store } from '../src/store/store.js';
+import type { NewSigningKey, RefreshRotation, Session, Store } from '../src/store/store.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest();
 let n = 0;
@@ -146,7 +146,7 @@ export function tokenStoreContract(name: string, make: () => Promise<Store>) {
       assert.equal(await store.getSession(f.session.idHash), undefined);
     });
 
-    const key = (kid: string, activatesAt: number): SigningKeyRecord => ({
+    const key = (kid: string, activatesAt: number): NewSigningKey => ({
       kid,
       alg: 'EdDSA',
       publicJwk: `{"kid":"${kid}"}`,
@@ -154,6 +154,7 @@ export function tokenStoreContract(name: string, make: () => Promise<Store>) {
       activatesAt,
       deactivatesAt: null,
       retiredAt: null,
+      privateKey: `{"v":1,"kid":"${kid}","private":true}`,
     });
 
     it('signing keys: a new key ends the previous one’s signing period at its start', async () => {

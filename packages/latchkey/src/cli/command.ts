@@ -63,7 +63,7 @@ export const HELP_OPTION: Record<string, OptionSpec> = { help: { type: 'boolean'
 
 /** Where the store is: the flags of every command that opens it (serve adds --port and --host). */
 export const STORE_OPTIONS: Record<string, OptionSpec> = {
-  'data-dir': { type: 'string', arg: 'DIR', help: 'the data dir (SQLite file, keys, secrets), default ./.latchkey', env: 'LATCHKEY_DATA_DIR' },
+  'data-dir': { type: 'string', arg: 'DIR', help: 'the data dir (the SQLite store), default ./.latchkey; unused on PostgreSQL', env: 'LATCHKEY_DATA_DIR' },
   config: { type: 'string', arg: 'FILE', help: 'JSON config file', env: 'LATCHKEY_CONFIG' },
 };
 

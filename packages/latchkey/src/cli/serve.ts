@@ -8,8 +8,13 @@ export const serveCommand: CommandSpec = {
   usage: ['latchkey serve [--port N] [--host H] [--data-dir DIR] [--config FILE]'],
   about: `Creates the data dir on first start (0700, its files 0600), applies the store's migrations,
 and listens. Sources of configuration, lowest first: defaults, the config file, the environment,
-flags. Production: set LATCHKEY_KEY_ENCRYPTION_KEY (openssl rand -base64 32) so private signing keys
-and the data dir's secrets are encrypted at rest; without it serve warns at start.`,
+flags.
+
+Production: set LATCHKEY_KEY_ENCRYPTION_KEY to 32 random bytes, base64 (openssl rand -base64 32).
+Private signing keys and secrets live in the store, encrypted with it (plaintext ones from an
+earlier start are encrypted in place). Without it, serve warns at start on SQLite and refuses to
+start on PostgreSQL. Files of an earlier latchkey (csrf.key, refresh.key, device.key, keys/) are
+moved into the store at start.`,
   options: {
     port: { type: 'string', arg: 'N', help: 'listen port, default 8080', env: 'LATCHKEY_PORT' },
     host: { type: 'string', arg: 'H', help: 'listen address, default 127.0.0.1', env: 'LATCHKEY_HOST' },

@@ -1,21 +1,19 @@
 /**
- * Signing-key material: generation, the `kid`, and the private-key files in
- * `<dataDir>/keys/` (directory 0700, files 0600, AES-256-GCM encrypted when an
- * encryption key is configured), and the sealing every secret file at rest uses
- * (keys/secrets.ts). Only the private half lives here; the public
- * half and the schedule live in the store so every process sees one state.
+ * Signing-key material: generation, the `kid`, and the private half's stored form (a JSON text,
+ * AES-256-GCM sealed with the key-encryption key when one is configured, bound to its kid and alg),
+ * kept in the store beside the key's public half and schedule (keys/at-rest.ts), and the sealing
+ * every secret at rest uses (keys/secrets.ts).
  */
 import {
   createCipheriv,
   createDecipheriv,
   createHash,
   createPrivateKey,
+  createPublicKey,
   generateKeyPair as generateKeyPairCb,
   randomBytes,
   type KeyObject,
 } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { SigningAlgorithm } from '../store/store.js';
 
@@ -41,11 +39,12 @@ export interface PublicJwk {
   e?: string;
 }
 
-export class KeyFileError extends Error {
-  readonly code = 'ERR_KEY_FILE';
+/** A private key that cannot be used as it is stored (in the store, or a data dir file being imported). */
+export class KeyMaterialError extends Error {
+  readonly code = 'ERR_KEY_MATERIAL';
   constructor(message: string) {
     super(message);
-    this.name = 'KeyFileError';
+    this.name = 'KeyMaterialError';
   }
 }
 
@@ -75,28 +74,20 @@ export function keyId(jwk: Record<string, string>): string {
   return createHash('sha256').update(canonical).digest().subarray(0, 6).toString('base64url');
 }
 
-const KID = /^[A-Za-z0-9_-]{1,64}$/;
-
-function fileOf(dir: string, kid: string): string {
-  // kids come from our own store, but a path is built from it: refuse anything that is not a plain name
-  if (!KID.test(kid)) throw new KeyFileError(`invalid kid ${JSON.stringify(kid)}`);
-  return join(dir, `${kid}.json`);
-}
-
-interface PlainFile {
+interface PlainKey {
   v: 1;
   kid: string;
   alg: SigningAlgorithm;
   jwk: Record<string, string>;
 }
-interface SealedFile extends Sealed {
+interface SealedKey extends Sealed {
   v: 1;
   kid: string;
   alg: SigningAlgorithm;
   enc: 'A256GCM';
 }
 
-/** AES-256-GCM output, base64url fields as stored in files. */
+/** AES-256-GCM output, base64url fields as stored. */
 export interface Sealed {
   iv: string;
   tag: string;
@@ -105,7 +96,7 @@ export interface Sealed {
 
 /**
  * Seal `plain` with the key-encryption key. `aad` names what the bytes are for
- * (a kid and alg, a secret's file name): a file copied over another does not open.
+ * (a kid and alg, a secret's name): a value copied over another does not open.
  */
 export function seal(kek: Buffer, aad: string, plain: Buffer): Sealed {
   const iv = randomBytes(12);
@@ -127,132 +118,83 @@ export function unseal(kek: Buffer, aad: string, sealed: Sealed): Buffer | undef
   }
 }
 
-/** Replace `file` with `content` (0600) so that a reader sees the old or the new file, never a half-written one. */
-export function replaceFile(file: string, content: string): void {
-  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-  try {
-    writeFileSync(tmp, content, { mode: 0o600, flag: 'wx' });
-    chmodSync(tmp, 0o600);
-    renameSync(tmp, file);
-  } finally {
-    rmSync(tmp, { force: true });
-  }
+/**
+ * The stored text of a private key: `{v, kid, alg, jwk}`, or with a key-encryption key
+ * `{v, kid, alg, enc, iv, tag, data}` sealing the JWK with `<kid>.<alg>` as AAD, so a value
+ * copied onto another key's row does not open. (latchkey 0.1 wrote the same text to
+ * `<dataDir>/keys/<kid>.json`.)
+ */
+export function privateKeyText(m: { kid: string; alg: SigningAlgorithm; jwk: Record<string, string> }, kek: Buffer | undefined): string {
+  const stored: PlainKey | SealedKey = kek
+    ? { v: 1, kid: m.kid, alg: m.alg, enc: 'A256GCM', ...seal(kek, `${m.kid}.${m.alg}`, Buffer.from(JSON.stringify(m.jwk))) }
+    : { v: 1, kid: m.kid, alg: m.alg, jwk: m.jwk };
+  return JSON.stringify(stored);
 }
 
-function keyFileContent(m: { kid: string; alg: SigningAlgorithm }, jwk: Record<string, string>, encryptionKey: Buffer | undefined): string {
-  // the AAD binds the ciphertext to its kid and alg: a file copied under another name does not decrypt
-  const content: PlainFile | SealedFile = encryptionKey
-    ? { v: 1, kid: m.kid, alg: m.alg, enc: 'A256GCM', ...seal(encryptionKey, `${m.kid}.${m.alg}`, Buffer.from(JSON.stringify(jwk))) }
-    : { v: 1, kid: m.kid, alg: m.alg, jwk };
-  return JSON.stringify(content) + '\n';
+/** The private JWK of generated key material, as privateKeyText takes it. */
+export function privateJwkOf(m: KeyMaterial): { kid: string; alg: SigningAlgorithm; jwk: Record<string, string> } {
+  return { kid: m.kid, alg: m.alg, jwk: m.privateKey.export({ format: 'jwk' }) as Record<string, string> };
 }
 
-/** Write the private key, 0600 in a 0700 directory; sealed with `encryptionKey` when given. */
-export function writePrivateKey(dir: string, m: KeyMaterial, encryptionKey: Buffer | undefined): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  chmodSync(dir, 0o700);
-  const jwk = m.privateKey.export({ format: 'jwk' }) as Record<string, string>;
-  const file = fileOf(dir, m.kid);
-  writeFileSync(file, keyFileContent(m, jwk, encryptionKey), { mode: 0o600, flag: 'wx' });
-  chmodSync(file, 0o600);
-}
-
-function parseKeyFile(dir: string, kid: string): PlainFile | SealedFile {
-  const file = fileOf(dir, kid);
-  try {
-    const parsed = JSON.parse(readFileSync(file, 'utf8')) as unknown;
-    if (typeof parsed !== 'object' || parsed === null) throw new Error('not an object');
-    return parsed as PlainFile | SealedFile;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new KeyFileError(`cannot read the private key of ${kid} (${code ?? 'not JSON'}) in ${dir}`);
-  }
-}
-
-/** Read a private key written by writePrivateKey. Throws KeyFileError saying what is wrong. */
-export function readPrivateKey(dir: string, kid: string, alg: SigningAlgorithm, encryptionKey: Buffer | undefined): KeyObject {
-  const parsed = parseKeyFile(dir, kid);
-  if (parsed.kid !== kid || parsed.alg !== alg) throw new KeyFileError(`the key file of ${kid} holds another key`);
-  let jwk: Record<string, string>;
-  if ('enc' in parsed) {
-    if (!encryptionKey) {
-      throw new KeyFileError(`the private key of ${kid} is encrypted: set LATCHKEY_KEY_ENCRYPTION_KEY`);
-    }
-    const plain = unseal(encryptionKey, `${kid}.${alg}`, parsed);
-    if (!plain) throw new KeyFileError(`cannot decrypt the private key of ${kid}: wrong LATCHKEY_KEY_ENCRYPTION_KEY?`);
-    jwk = JSON.parse(plain.toString('utf8')) as Record<string, string>;
-  } else {
-    jwk = parsed.jwk;
-  }
-  try {
-    return createPrivateKey({ key: jwk, format: 'jwk' });
-  } catch {
-    throw new KeyFileError(`the key file of ${kid} in ${dir} does not hold a valid private key`);
-  }
-}
-
-/** The kids of the key files in `dir`. */
-function keyFilesIn(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .map((f) => (f.endsWith('.json') ? f.slice(0, -'.json'.length) : ''))
-    .filter((kid) => KID.test(kid));
-}
-
-/** Check that every key file in `dir` opens (sealed ones with `encryptionKey`). Throws KeyFileError naming the first that does not. */
-export function checkKeyFiles(dir: string, encryptionKey: Buffer): void {
-  for (const kid of keyFilesIn(dir)) {
-    const parsed = parseKeyFile(dir, kid);
-    readPrivateKey(dir, kid, parsed.alg, 'enc' in parsed ? encryptionKey : undefined);
-  }
+export interface OpenedKey {
+  kid: string;
+  alg: SigningAlgorithm;
+  key: KeyObject;
+  jwk: Record<string, string>;
+  /** Whether the text was sealed (else plaintext, to be sealed once a key-encryption key is set). */
+  sealed: boolean;
 }
 
 /**
- * Encrypt every plaintext key file in `dir` with `encryptionKey`, in place (an
- * operator turned the key-encryption key on). Each file is checked to open with
- * the key before it is rewritten. Returns the kids it sealed.
+ * Open a private key's stored text, checking everything a signer relies on: it is the key of
+ * `kid` (its public half's thumbprint is the kid; the text does not name another), sealed texts
+ * open with `kek`, the JWK is a private key. `where` says where the text came from, for the
+ * error (KeyMaterialError), which never quotes the text.
  */
-export function sealPlainKeyFiles(dir: string, encryptionKey: Buffer): string[] {
-  const sealed: string[] = [];
-  for (const kid of keyFilesIn(dir)) {
-    const parsed = parseKeyFile(dir, kid);
-    if ('enc' in parsed) continue;
-    if (parsed.kid !== kid) throw new KeyFileError(`the key file of ${kid} holds another key`);
-    // refuse to seal what would not load: an unreadable key should fail here, not after it is encrypted
-    readPrivateKey(dir, kid, parsed.alg, undefined);
-    replaceFile(fileOf(dir, kid), keyFileContent(parsed, parsed.jwk, encryptionKey));
-    readPrivateKey(dir, kid, parsed.alg, encryptionKey);
-    sealed.push(kid);
+export function openPrivateKey(text: string, kid: string, alg: SigningAlgorithm | undefined, kek: Buffer | undefined, where: string): OpenedKey {
+  const broken = (why: string) => new KeyMaterialError(`the private key of ${kid} ${where} ${why}`);
+  let parsed: Partial<PlainKey & SealedKey>;
+  try {
+    parsed = JSON.parse(text) as Partial<PlainKey & SealedKey>;
+  } catch {
+    throw broken('is not valid JSON');
   }
-  return sealed;
-}
-
-/** Whether any key file in `dir` is encrypted. */
-export function keysAreEncrypted(dir: string): boolean {
-  if (!existsSync(dir)) return false;
-  return readdirSync(dir)
-    .filter((f) => f.endsWith('.json'))
-    .some((f) => {
-      try {
-        return 'enc' in (JSON.parse(readFileSync(join(dir, f), 'utf8')) as object);
-      } catch {
-        return false;
-      }
-    });
-}
-
-/** Whether the key file exists (retired keys' files are deleted). */
-export const hasPrivateKey = (dir: string, kid: string): boolean => existsSync(fileOf(dir, kid));
-
-/** Delete a private key file: a retired key must never sign again. */
-export function deletePrivateKey(dir: string, kid: string): void {
-  rmSync(fileOf(dir, kid), { force: true });
+  if (typeof parsed !== 'object' || parsed === null || parsed.kid !== kid || (alg !== undefined && parsed.alg !== alg)) {
+    throw broken('holds another key');
+  }
+  const keyAlg = parsed.alg as SigningAlgorithm;
+  let jwk: Record<string, string>;
+  const sealed = 'enc' in parsed;
+  if (sealed) {
+    if (parsed.enc !== 'A256GCM' || typeof parsed.iv !== 'string' || typeof parsed.tag !== 'string' || typeof parsed.data !== 'string') {
+      throw broken('is not an encrypted key');
+    }
+    if (!kek) throw broken('is encrypted: set LATCHKEY_KEY_ENCRYPTION_KEY to the key it was encrypted with');
+    const plain = unseal(kek, `${kid}.${keyAlg}`, parsed as Sealed);
+    if (!plain) throw new KeyMaterialError(`cannot decrypt the private key of ${kid} ${where}: wrong LATCHKEY_KEY_ENCRYPTION_KEY?`);
+    try {
+      jwk = JSON.parse(plain.toString('utf8')) as Record<string, string>;
+    } catch {
+      throw broken('does not hold a valid private key');
+    }
+  } else {
+    jwk = parsed.jwk as Record<string, string>;
+  }
+  let key: KeyObject;
+  try {
+    key = createPrivateKey({ key: jwk, format: 'jwk' });
+  } catch {
+    throw broken('does not hold a valid private key');
+  }
+  // a private key published under another kid would sign tokens no verifier can check
+  if (keyId(createPublicKey(key).export({ format: 'jwk' }) as Record<string, string>) !== kid) throw broken('holds another key');
+  return { kid, alg: keyAlg, key, jwk, sealed };
 }
 
 /** Decode the configured encryption key (32 bytes, base64 or base64url). */
 export function parseEncryptionKey(value: string | undefined): Buffer | undefined {
   if (value === undefined) return undefined;
   const key = Buffer.from(value, 'base64');
-  if (key.length !== 32) throw new KeyFileError('the key encryption key must be 32 bytes, base64-encoded');
+  if (key.length !== 32) throw new KeyMaterialError('the key encryption key must be 32 bytes, base64-encoded');
   return key;
 }

@@ -1,22 +1,21 @@
 /**
- * Secrets at rest in the data directory, and the posture every start enforces:
+ * The node-wide secrets (`csrf.key`, `refresh.key`, `device.key`: 32 random bytes each) and the
+ * data directory's posture.
  *
- * - the data directory and `keys/` are 0700, every file in them 0600 (the SQLite
- *   database and its -wal/-shm included); a looser mode is tightened and reported;
- * - the secret files (`csrf.key`, `refresh.key`, `device.key`) hold 32 random bytes; with a
- *   key-encryption key (LATCHKEY_KEY_ENCRYPTION_KEY) they and the private signing
- *   keys are AES-256-GCM sealed (material.ts), each bound to its own name as AAD,
- *   and plaintext ones found at start are sealed in place; without one, start-up
- *   reports that everything is in plaintext;
- * - a secret file that is empty, short, malformed, encrypted without the key or not
- *   openable with it stops start-up naming the file. It is never regenerated over:
- *   that would silently sign everyone out (csrf.key) or break refresh rotation in
- *   flight (refresh.key), and a wrong key must not look like a fresh install.
+ * The secrets live in the store (keys/at-rest.ts), in the form this file encodes: base64url
+ * plaintext, or with a key-encryption key (LATCHKEY_KEY_ENCRYPTION_KEY) AES-256-GCM sealed
+ * (material.ts), bound to the secret's name as AAD. latchkey 0.1 kept the same text in files of
+ * the data dir, and private signing keys in `keys/<kid>.json`: `prepareDataDir` reads and checks
+ * such files, without writing, so that openAtRest can import them into the store.
+ *
+ * Every start also makes the data directory (and a `keys/` left by 0.1) 0700 and every file in
+ * them 0600 (the SQLite database and its -wal/-shm included); a looser mode is tightened and
+ * reported. A secret file that is empty, short, malformed, encrypted without the key or not
+ * openable with it stops start-up naming the file: it is never imported or regenerated over.
  */
-import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkKeyFiles, replaceFile, seal, sealPlainKeyFiles, unseal, type Sealed } from './material.js';
+import { KeyMaterialError, openPrivateKey, seal, unseal, type OpenedKey, type Sealed } from './material.js';
 
 export class SecretFileError extends Error {
   readonly code = 'ERR_SECRET_FILE';
@@ -35,11 +34,11 @@ export class DataDirMissingError extends Error {
   }
 }
 
-/** The secret files of a data directory. */
+/** The node-wide secrets, by the names they are stored under (latchkey 0.1's file names). */
 export const SECRET_FILES = ['csrf.key', 'refresh.key', 'device.key'] as const;
 export type SecretName = (typeof SECRET_FILES)[number];
 
-const SECRET_BYTES = 32;
+export const SECRET_BYTES = 32;
 const PLAIN = /^[A-Za-z0-9_-]{43}$/;
 
 export const KEK_HINT =
@@ -51,64 +50,50 @@ interface SealedSecret extends Sealed {
   enc: 'A256GCM';
 }
 
-// distinct from the key files' AAD (`<kid>.<alg>`): a secret file cannot stand in for a key file, nor one secret for another
+// distinct from the private keys' AAD (`<kid>.<alg>`): a secret cannot stand in for a key, nor one secret for another
 const aadOf = (name: string) => `latchkey-secret:${name}`;
 
-function contentOf(name: string, secret: Buffer, kek: Buffer | undefined): string {
-  if (!kek) return secret.toString('base64url') + '\n';
+/** The stored text of a secret: base64url, or sealed with `kek` (JSON). */
+export function encodeSecret(name: SecretName, secret: Buffer, kek: Buffer | undefined): string {
+  if (!kek) return secret.toString('base64url');
   const sealed: SealedSecret = { v: 1, secret: name, enc: 'A256GCM', ...seal(kek, aadOf(name), secret) };
-  return JSON.stringify(sealed) + '\n';
+  return JSON.stringify(sealed);
 }
 
 /**
- * Read the secret `name` of the data directory without writing anything:
- * `state` says whether the file is missing (a fresh secret to write), plaintext or sealed.
- * Throws SecretFileError naming the file when it cannot be used as it is.
+ * Read a secret's stored text (a file's or the store's). Returns the secret and whether it was
+ * sealed, or why it cannot be used: `wrongKey` when it is sealed and `kek` is missing or does
+ * not open it, `broken` when the text itself is damaged.
  */
-export function readSecret(
-  dataDir: string,
+export function decodeSecret(
   name: SecretName,
+  stored: string,
   kek: Buffer | undefined,
-): { secret: Buffer; state: 'new' | 'plain' | 'sealed' } {
-  const file = join(dataDir, name);
-  if (!existsSync(file)) return { secret: randomBytes(SECRET_BYTES), state: 'new' };
-  const text = readFileSync(file, 'utf8').trim();
-  const broken = (why: string) =>
-    new SecretFileError(
-      `${file} ${why}: restore it from a backup, or delete it to have a new one generated (${consequence(name)})`,
-    );
-  if (text === '') throw broken('is empty');
+): { secret: Buffer; sealed: boolean } | { broken: string } | { wrongKey: string } {
+  const text = stored.trim();
+  if (text === '') return { broken: 'is empty' };
   if (text.startsWith('{')) {
     let parsed: Partial<SealedSecret>;
     try {
       parsed = JSON.parse(text) as Partial<SealedSecret>;
     } catch {
-      throw broken('is not valid JSON');
+      return { broken: 'is not valid JSON' };
     }
     if (parsed.enc !== 'A256GCM' || typeof parsed.iv !== 'string' || typeof parsed.tag !== 'string' || typeof parsed.data !== 'string') {
-      throw broken('is not an encrypted secret file');
+      return { broken: 'is not an encrypted secret' };
     }
-    if (!kek) throw new SecretFileError(`${file} is encrypted: set LATCHKEY_KEY_ENCRYPTION_KEY to the key it was encrypted with`);
+    if (!kek) return { wrongKey: 'is encrypted: set LATCHKEY_KEY_ENCRYPTION_KEY to the key it was encrypted with' };
     const secret = unseal(kek, aadOf(name), parsed as Sealed);
-    if (!secret) {
-      throw new SecretFileError(`cannot decrypt ${file}: wrong LATCHKEY_KEY_ENCRYPTION_KEY? (or the file was copied from another secret)`);
-    }
-    if (secret.length !== SECRET_BYTES) throw broken(`holds ${secret.length} bytes, not ${SECRET_BYTES}`);
-    return { secret, state: 'sealed' };
+    if (!secret) return { wrongKey: 'does not decrypt: wrong LATCHKEY_KEY_ENCRYPTION_KEY? (or it was copied from another secret)' };
+    if (secret.length !== SECRET_BYTES) return { broken: `holds ${secret.length} bytes, not ${SECRET_BYTES}` };
+    return { secret, sealed: true };
   }
-  if (!PLAIN.test(text)) throw broken(`is malformed (expected ${SECRET_BYTES} bytes, base64url)`);
-  return { secret: Buffer.from(text, 'base64url'), state: 'plain' };
+  if (!PLAIN.test(text)) return { broken: `is malformed (expected ${SECRET_BYTES} bytes, base64url)` };
+  return { secret: Buffer.from(text, 'base64url'), sealed: false };
 }
 
-/** Write a secret file: a new one (never over an existing file), or a plaintext one sealed in place. */
-function writeSecret(dataDir: string, name: SecretName, secret: Buffer, kek: Buffer | undefined, replace: boolean): void {
-  const file = join(dataDir, name);
-  if (replace) return replaceFile(file, contentOf(name, secret, kek));
-  writeFileSync(file, contentOf(name, secret, kek), { mode: 0o600, flag: 'wx' });
-  chmodSync(file, 0o600);
-}
-
-function consequence(name: SecretName): string {
+/** What losing a secret costs, for the errors that tell an operator how to get past a damaged one. */
+export function consequence(name: SecretName): string {
   switch (name) {
     case 'csrf.key':
       return 'forms open in browsers fail once and must be reloaded';
@@ -117,6 +102,38 @@ function consequence(name: SecretName): string {
     case 'device.key':
       return 'every browser is an unknown device again for login throttling';
   }
+}
+
+/**
+ * A file's text, or undefined when there is none: another node sharing this (0.1) data dir may
+ * have imported and deleted it a moment ago.
+ */
+function readIfPresent(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Read the secret file `name` an earlier latchkey left in the data directory, without writing
+ * anything. Undefined when there is none. Throws SecretFileError naming the file when it cannot
+ * be used as it is.
+ */
+export function readSecret(dataDir: string, name: SecretName, kek: Buffer | undefined): { secret: Buffer; sealed: boolean } | undefined {
+  const file = join(dataDir, name);
+  const text = readIfPresent(file);
+  if (text === undefined) return undefined;
+  const read = decodeSecret(name, text, kek);
+  if ('broken' in read) {
+    throw new SecretFileError(
+      `${file} ${read.broken}: restore it from a backup, or delete it to use a new secret (${consequence(name)})`,
+    );
+  }
+  if ('wrongKey' in read) throw new SecretFileError(`${file} ${read.wrongKey}`);
+  return read;
 }
 
 /**
@@ -160,46 +177,83 @@ export function enforcePermissions(dataDir: string): string[] {
   return notices;
 }
 
+/** A secret file of latchkey 0.1, read and checked. */
+export interface LegacySecret {
+  name: SecretName;
+  file: string;
+  secret: Buffer;
+}
+
+/** A private key file of latchkey 0.1 (`keys/<kid>.json`), read and checked. */
+export interface LegacyKey extends OpenedKey {
+  file: string;
+}
+
+/** What an earlier latchkey left in the data directory for openAtRest to move into the store. */
+export interface LegacyDataDir {
+  dataDir: string;
+  secrets: LegacySecret[];
+  keys: LegacyKey[];
+}
+
+const KEY_FILE = /^([A-Za-z0-9_-]{1,64})\.json$/;
+
+/** Every `keys/<kid>.json`, opened and checked (sealed ones with `kek`). Throws KeyMaterialError naming the file. */
+function readKeyFiles(dataDir: string, kek: Buffer | undefined): LegacyKey[] {
+  const dir = join(dataDir, 'keys');
+  let names: string[];
+  try {
+    names = readdirSync(dir).sort();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const keys: LegacyKey[] = [];
+  for (const name of names) {
+    const kid = KEY_FILE.exec(name)?.[1];
+    if (!kid) continue;
+    const file = join(dir, name);
+    let text: string | undefined;
+    try {
+      text = readIfPresent(file);
+    } catch (err) {
+      throw new KeyMaterialError(`cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+    }
+    if (text !== undefined) keys.push({ ...openPrivateKey(text, kid, undefined, kek, `in ${file}`), file });
+  }
+  return keys;
+}
+
 export interface PreparedDataDir {
-  secrets: Record<SecretName, Buffer>;
-  /** Warnings to log once at start (plaintext secrets, permissions tightened, files sealed). */
+  /** Files of an earlier latchkey to import into the store (openAtRest). */
+  legacy: LegacyDataDir;
+  /** Warnings to log once at start (permissions tightened). */
   notices: string[];
 }
 
 /**
- * Everything the server needs from the data directory before it opens the store:
- * the directory itself, permissions, the secrets, and (with a key-encryption key)
- * every plaintext secret and signing key sealed. Every command that opens a data
- * directory (serve, the `keys` commands) goes through it, so none of them works on a
- * damaged or loosely protected one. `create: false` (operator commands): a missing
- * directory is an error (DataDirMissingError), not a new install.
+ * What a start needs from the data directory before it opens the store: the directory itself
+ * (SQLite keeps its database there), its permissions, and the files of an earlier latchkey,
+ * each read and checked, nothing written: a damaged file or a wrong key stops start-up here,
+ * with nothing imported and nothing else created. Every command that opens a store (serve, the
+ * `keys` commands) goes through it.
+ *
+ * `missing`: what to do when the directory does not exist: `create` it (serve on SQLite),
+ * `error` (DataDirMissingError: an operator command on SQLite must not make a new, empty
+ * install), or `skip` (PostgreSQL: nothing is kept there, so none is needed).
  */
-export function prepareDataDir(dataDir: string, kek: Buffer | undefined, opts: { create?: boolean } = {}): PreparedDataDir {
-  if (opts.create === false && !existsSync(dataDir)) throw new DataDirMissingError(dataDir);
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+export function prepareDataDir(dataDir: string, kek: Buffer | undefined, missing: 'create' | 'error' | 'skip'): PreparedDataDir {
+  const none: PreparedDataDir = { legacy: { dataDir, secrets: [], keys: [] }, notices: [] };
+  if (!existsSync(dataDir)) {
+    if (missing === 'error') throw new DataDirMissingError(dataDir);
+    if (missing === 'skip') return none;
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  }
   const notices = enforcePermissions(dataDir);
-  // read and check everything before writing anything: a wrong key must fail start-up with
-  // nothing sealed under it, or the right key would no longer open what this start wrote
-  const read = SECRET_FILES.map((name) => ({ name, ...readSecret(dataDir, name, kek) }));
-  const keysDir = join(dataDir, 'keys');
-  if (kek) checkKeyFiles(keysDir, kek);
-  const sealedNow: string[] = [];
-  for (const { name, secret, state } of read) {
-    if (state === 'new') writeSecret(dataDir, name, secret, kek, false);
-    else if (state === 'plain' && kek) {
-      writeSecret(dataDir, name, secret, kek, true);
-      sealedNow.push(name);
-    }
+  const secrets: LegacySecret[] = [];
+  for (const name of SECRET_FILES) {
+    const read = readSecret(dataDir, name, kek);
+    if (read) secrets.push({ name, file: join(dataDir, name), secret: read.secret });
   }
-  if (kek) {
-    for (const kid of sealPlainKeyFiles(keysDir, kek)) sealedNow.push(`keys/${kid}.json`);
-    if (sealedNow.length) notices.push(`encrypted with LATCHKEY_KEY_ENCRYPTION_KEY: ${sealedNow.join(', ')} (they were plaintext)`);
-  } else {
-    notices.push(
-      `private signing keys and secrets in ${dataDir} are stored unencrypted: for production ${KEK_HINT}; ` +
-        'existing files are encrypted on the next start',
-    );
-  }
-  const secrets = Object.fromEntries(read.map((r) => [r.name, r.secret])) as Record<SecretName, Buffer>;
-  return { secrets, notices };
+  return { legacy: { dataDir, secrets, keys: readKeyFiles(dataDir, kek) }, notices };
 }

@@ -14,22 +14,20 @@
  * where unpublishAt = deactivatesAt + the longest token lifetime + clock leeway.
  * The next key is scheduled `prePublishSeconds` before it signs, so verifiers
  * that cache JWKS for less than that always know a kid before they see it.
+ *
+ * A key's private half is added to the store with its record, in one transaction
+ * (sealed with the key-encryption key), and every node loads it from there when
+ * its reload (about every second) first sees the key pending or active: a key
+ * made by any node signs on all of them, and JWKS, built from the same rows, is
+ * the same from each. Of nodes that tick or start at once, one adds the key
+ * (addSigningKey's guards); the others load it.
  */
 import type { KeyObject } from 'node:crypto';
 import { createHash } from 'node:crypto';
 import type { AuditLog } from '../audit/log.js';
 import { LatchkeyError } from '../errors.js';
-import type { SigningAlgorithm, SigningKeyRecord, Store } from '../store/store.js';
-import {
-  deletePrivateKey,
-  generateKeyMaterial,
-  hasPrivateKey,
-  KeyFileError,
-  keysAreEncrypted,
-  readPrivateKey,
-  writePrivateKey,
-  type PublicJwk,
-} from './material.js';
+import type { AddKeyGuards, SigningAlgorithm, SigningKeyRecord, Store } from '../store/store.js';
+import { generateKeyMaterial, KeyMaterialError, openPrivateKey, privateJwkOf, privateKeyText, type PublicJwk } from './material.js';
 
 export type KeyState = 'pending' | 'active' | 'retiring' | 'retired';
 
@@ -46,8 +44,7 @@ export interface KeySettings {
   prePublishSeconds: number;
   /** The longest lifetime of any token signed here: a superseded key stays published that long. */
   maxTokenLifetimeSeconds: number;
-  /** Directory of the private key files. */
-  dir: string;
+  /** Seals the private halves stored with their keys; without it they are stored plaintext (SQLite only). */
   encryptionKey: Buffer | undefined;
 }
 
@@ -74,6 +71,8 @@ export class KeyService {
   private fingerprint = '';
   private readonly privateKeys = new Map<string, KeyObject>();
   private readonly retired = new Set<string>();
+  /** Retired keys whose private halves this process has had the store delete. */
+  private readonly forgotten = new Set<string>();
   private readonly listeners: KeyRetiredListener[] = [];
   private jwksCache: { kids: string; body: string; etag: string; keys: PublicJwk[] } | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -99,9 +98,15 @@ export class KeyService {
     await this.load({ emit: false });
     const t = this.seconds();
     const active = this.records.find((r) => this.stateOf(r, t) === 'active');
-    const pendingOfAlg = this.records.some((r) => this.stateOf(r, t) === 'pending' && r.alg === this.settings.algorithm);
-    if (!active || (active.alg !== this.settings.algorithm && !pendingOfAlg)) {
-      await this.createKey(t, active ? 'algorithm_changed' : 'first_start');
+    const pendingOfAlg = this.records.find((r) => this.stateOf(r, t) === 'pending' && r.alg === this.settings.algorithm);
+    if (!active && pendingOfAlg) {
+      // nothing signs (every key retired behind our back), and a key is already published: it signs now
+      await this.store.promoteSigningKey(pendingOfAlg.kid, t);
+      await this.audit.record({ type: 'key_rotated', detail: { kid: pendingOfAlg.kid, alg: pendingOfAlg.alg, activatesAt: t, why: 'no_active_key' } });
+      await this.load({ emit: false });
+    } else if (!active || (active.alg !== this.settings.algorithm && !pendingOfAlg)) {
+      // nodes starting together each find no key (of this algorithm): the first one's key serves them all
+      await this.createKey(t, active ? 'algorithm_changed' : 'first_start', { unlessSigningFrom: t });
       await this.load({ emit: false });
     }
     this.signer();
@@ -125,16 +130,20 @@ export class KeyService {
     this.timer = undefined;
   }
 
-  /** One round of the background work: reload, rotate if due, delete retired keys' files. */
+  /** One round of the background work: reload, rotate if due, delete retired keys' private halves. */
   async tick(): Promise<void> {
     // never two rounds at once: a slow RSA generation must not schedule two keys
     if (this.ticking) return this.ticking;
     this.ticking = (async () => {
       await this.load({ emit: true });
       await this.rotateIfDue();
+      // a key whose last token expired must never sign again: its private half leaves the store
+      // (an operator's retirement deletes it at once, in retireSigningKey's transaction)
       const t = this.seconds();
-      for (const r of this.records) {
-        if (this.stateOf(r, t) === 'retired' && hasPrivateKey(this.settings.dir, r.kid)) deletePrivateKey(this.settings.dir, r.kid);
+      const expired = this.records.filter((r) => this.stateOf(r, t) === 'retired' && !this.forgotten.has(r.kid)).map((r) => r.kid);
+      if (expired.length) {
+        await this.store.forgetPrivateKeys(expired);
+        for (const kid of expired) this.forgotten.add(kid);
       }
     })().finally(() => {
       this.ticking = undefined;
@@ -149,7 +158,7 @@ export class KeyService {
     for (const r of this.records) {
       const state = this.stateOf(r, t);
       if (state === 'active' && this.privateKeys.has(r.kid)) return { kid: r.kid, alg: r.alg, key: this.privateKeys.get(r.kid)! };
-      // a key activated by another process whose file this one has not loaded yet
+      // a key activated by another process whose private half this one has not loaded yet
       // (within a second): keep signing with the newest loaded key still published
       if ((state === 'retiring' || state === 'active') && this.privateKeys.has(r.kid) && (!best || r.activatesAt > best.activatesAt)) {
         best = r;
@@ -208,7 +217,7 @@ export class KeyService {
 
   /**
    * Retire a key now (compromise): JWKS stops listing it, its tokens stop
-   * verifying, its private key file is deleted. Sessions and refresh tokens are
+   * verifying, its private half is deleted from the store. Sessions and refresh tokens are
    * untouched: clients refresh and get tokens from another key. Retiring the
    * signing key first hands signing to the scheduled key or a new one.
    */
@@ -224,7 +233,6 @@ export class KeyService {
       else await this.createKey(t, 'replaces_retired');
     }
     await this.store.retireSigningKey(kid, t);
-    deletePrivateKey(this.settings.dir, kid);
     this.privateKeys.delete(kid);
     await this.audit.record({ type: 'key_retired', detail: { kid, alg: rec.alg, reason: 'retired' } });
     await this.load({ emit: true });
@@ -255,8 +263,8 @@ export class KeyService {
     if (this.records.some((r) => this.stateOf(r, t) === 'pending')) return;
     const active = this.records.find((r) => this.stateOf(r, t) === 'active');
     if (!active) {
-      // every key was retired behind our back: sign again at once
-      await this.createKey(t, 'no_active_key', t);
+      // every key was retired behind our back: sign again at once (one key, however many nodes notice)
+      await this.createKey(t, 'no_active_key', { unlessSigningFrom: t });
       await this.load({ emit: true });
       return;
     }
@@ -264,18 +272,17 @@ export class KeyService {
     if (t < due - this.settings.prePublishSeconds) return;
     // overdue (the server was down): still publish a full pre-publish period ahead
     const at = Math.max(due, t + this.settings.prePublishSeconds);
-    if (await this.createKey(at, 'scheduled', t)) await this.load({ emit: true });
+    // every node ticks: the first to add a successor of this active key wins, the others add nothing
+    if (await this.createKey(at, 'scheduled', { unlessScheduledAfter: active.activatesAt })) await this.load({ emit: true });
   }
 
-  /** Generate, store the private half, then publish. Returns the kid, or undefined if another process scheduled first. */
-  private async createKey(activatesAt: number, why: string, unlessScheduledAfter?: number): Promise<string | undefined> {
-    if (!this.settings.encryptionKey && keysAreEncrypted(this.settings.dir)) {
-      // never write one key in plain beside encrypted ones (a CLI run without the env var)
-      throw new KeyFileError('the existing private keys are encrypted: set LATCHKEY_KEY_ENCRYPTION_KEY');
-    }
+  /**
+   * Generate a key and add it with its private half (sealed with the key-encryption key) in one
+   * store transaction: every node can then load it. Returns the kid, or undefined if another
+   * process scheduled first (its key is added; this one is forgotten, never stored).
+   */
+  private async createKey(activatesAt: number, why: string, guards: AddKeyGuards = {}): Promise<string | undefined> {
     const m = await generateKeyMaterial(this.settings.algorithm);
-    // the file first: a published key whose private half is missing could never sign
-    writePrivateKey(this.settings.dir, m, this.settings.encryptionKey);
     const t = this.seconds();
     const added = await this.store.addSigningKey(
       {
@@ -286,13 +293,11 @@ export class KeyService {
         activatesAt,
         deactivatesAt: null,
         retiredAt: null,
+        privateKey: privateKeyText(privateJwkOf(m), this.settings.encryptionKey),
       },
-      unlessScheduledAfter === undefined ? {} : { unlessScheduledAfter },
+      guards,
     );
-    if (!added) {
-      deletePrivateKey(this.settings.dir, m.kid);
-      return undefined;
-    }
+    if (!added) return undefined;
     this.privateKeys.set(m.kid, m.privateKey);
     await this.audit.record({
       type: why === 'first_start' ? 'key_created' : 'key_rotated',
@@ -301,20 +306,37 @@ export class KeyService {
     return m.kid;
   }
 
-  /** Load the private halves of the keys that sign now or soon (those of other processes too). */
-  private loadPrivateKeys(): void {
+  /**
+   * The private halves of the keys that sign now or soon and are not loaded yet (those another
+   * node created included), from the store. Throws KeyMaterialError naming a kid whose private
+   * half is missing or does not open: a key that cannot sign is never replaced behind the
+   * operator's back.
+   */
+  private async privateKeysFor(records: SigningKeyRecord[]): Promise<Map<string, KeyObject>> {
     const t = this.seconds();
-    for (const r of this.records) {
+    const loaded = new Map<string, KeyObject>();
+    for (const r of records) {
       const state = this.stateOf(r, t);
-      if ((state === 'pending' || state === 'active') && !this.privateKeys.has(r.kid)) {
-        this.privateKeys.set(r.kid, readPrivateKey(this.settings.dir, r.kid, r.alg, this.settings.encryptionKey));
+      if ((state !== 'pending' && state !== 'active') || this.privateKeys.has(r.kid)) continue;
+      const text = await this.store.getPrivateKey(r.kid);
+      if (text === undefined) {
+        throw new KeyMaterialError(
+          `the private key of ${r.kid} is not in the store (made by a node of an earlier latchkey? ` +
+            `a start of this version on that node's data dir imports it)`,
+        );
       }
+      loaded.set(r.kid, openPrivateKey(text, r.kid, r.alg, this.settings.encryptionKey, 'in the store').key);
     }
+    return loaded;
   }
 
   /** Read the shared state; report keys that left JWKS. */
   private async load({ emit }: { emit: boolean }): Promise<void> {
     const records = await this.store.listSigningKeys();
+    // before the records are taken: a caller of signer() must never find a new active key (another
+    // node's) without its private half while the store is read
+    const loaded = await this.privateKeysFor(records);
+    for (const [kid, key] of loaded) this.privateKeys.set(kid, key);
     const fingerprint = JSON.stringify(records);
     if (fingerprint !== this.fingerprint) {
       this.records = records;
@@ -334,9 +356,6 @@ export class KeyService {
         }
       }
     }
-    // with the records: a caller of signer() between this and a later step must not find the new
-    // active key (another process's replacement) without its private half, and nothing to sign with
-    this.loadPrivateKeys();
   }
 
   private seconds(): number {

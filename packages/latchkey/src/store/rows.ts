@@ -26,6 +26,9 @@ export interface KeyRow {
   retired_at: number | null;
 }
 
+/** The columns of KeyRow: what a key's record reads, never its private half. */
+export const KEY_COLS = 'kid, alg, public_jwk, created_at, activates_at, deactivates_at, retired_at';
+
 export function toSession(r: SessionRow): Session {
   const s: Session = {
     idHash: r.id_hash,

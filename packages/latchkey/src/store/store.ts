@@ -66,6 +66,32 @@ export interface SigningKeyRecord {
   retiredAt: number | null;
 }
 
+/** A key to add: its record, and its private half as the caller sealed it (keys/material.ts). */
+export interface NewSigningKey extends SigningKeyRecord {
+  /** The private key's stored text: the store keeps it as given and never returns it with the record. */
+  privateKey: string;
+}
+
+/** addSigningKey's guards (see there). */
+export interface AddKeyGuards {
+  unlessScheduledAfter?: number;
+  unlessSigningFrom?: number;
+}
+
+/**
+ * Secrets and private keys at rest, as the caller sealed them (keys/at-rest.ts): sealed with the
+ * key-encryption key, or plaintext without one (SQLite only). The store keeps each text as given.
+ */
+export interface AtRest {
+  /** Secret name (`csrf.key`, `refresh.key`, `device.key`) → its stored text. */
+  secrets: Record<string, string>;
+  /** kid → the stored text of its private key. */
+  privateKeys: Record<string, string>;
+}
+
+/** One compare-and-swap of replaceAtRest: a secret's or a private key's text. */
+export type AtRestChange = ({ secret: string } | { kid: string }) & { from: string; to: string };
+
 export interface NewRefreshFamily {
   /** The session the family keeps alive; created in the same transaction. */
   session: Session & { idleTimeoutSeconds: number };
@@ -255,17 +281,44 @@ export interface Store {
   /** Forget tokens rotated before `before`, and their sealed successors. Returns how many. */
   pruneRefreshTokens(before: number): Promise<number>;
 
+  /** The keys' public records, oldest first; never their private halves. */
   listSigningKeys(): Promise<SigningKeyRecord[]>;
   /**
-   * Add a key; every other unretired key still signing at `key.activatesAt` stops then.
-   * With `unlessScheduledAfter`, add nothing and return false when an unretired key
-   * activates after that time (two processes scheduling one rotation add one key).
+   * Add a key with its private half, in one transaction; every other unretired key still
+   * signing at `key.activatesAt` stops then. The guards make "check, then add" one atomic step,
+   * so that under concurrent calls (any node) exactly one caller adds its key:
+   * - `unlessScheduledAfter`: add nothing and return false when an unretired key activates after
+   *   that time (nodes scheduling one rotation: the time is the active key's start);
+   * - `unlessSigningFrom`: add nothing and return false when an unretired key of `key.alg` signs
+   *   at that time or later (nodes starting together on a store with no key of that algorithm).
    */
-  addSigningKey(key: SigningKeyRecord, opts?: { unlessScheduledAfter?: number }): Promise<boolean>;
+  addSigningKey(key: NewSigningKey, opts?: AddKeyGuards): Promise<boolean>;
   /** Move an unretired key's start to `at`; every other key signing then stops. False if no such key. */
   promoteSigningKey(kid: string, at: number): Promise<boolean>;
-  /** Retire a key at once. The record as it was before, or undefined if there is no such key. */
+  /**
+   * Retire a key at once, deleting its private half in the same transaction. The record as it
+   * was before, or undefined if there is no such key.
+   */
   retireSigningKey(kid: string, at: number): Promise<SigningKeyRecord | undefined>;
+  /** The stored text of an unretired key's private half; undefined when unknown, retired or forgotten. */
+  getPrivateKey(kid: string): Promise<string | undefined>;
+  /** Delete the private halves of `kids` (keys that left JWKS must never sign again). Returns how many it deleted. */
+  forgetPrivateKeys(kids: readonly string[]): Promise<number>;
+
+  /** Every stored secret, and the private half of every unretired key that has one. */
+  readAtRest(): Promise<AtRest>;
+  /**
+   * In one transaction: store each secret of `add` unless one of that name is stored, and each
+   * private key on its key row unless the row has one or is retired; then read as readAtRest.
+   * Under concurrent calls (any node) every caller gets the same secrets: those stored first.
+   * `unknownKids`: the kids of `add.privateKeys` that have no key row (nothing stored for them).
+   */
+  addAtRest(add: AtRest): Promise<AtRest & { unknownKids: string[] }>;
+  /**
+   * Replace stored texts only where each is still `from`, in one transaction (sealing plaintext
+   * in place once a key-encryption key is set). Returns how many it replaced.
+   */
+  replaceAtRest(changes: readonly AtRestChange[]): Promise<number>;
 
   /**
    * Revocations. Every operation above that ends sessions, disables a user, changes

@@ -4,7 +4,6 @@
  * background work (key state re-read every second, refresh rows pruned every
  * minute). Used by app.ts and by the `keys` CLI command.
  */
-import { join, resolve } from 'node:path';
 import { AuditLog } from '../audit/log.js';
 import type { Config } from '../config.js';
 import { parseEncryptionKey } from '../keys/material.js';
@@ -44,7 +43,6 @@ export function createKeyService(config: Config, store: Store, audit: AuditLog, 
       rotationIntervalSeconds: config.keys.rotationIntervalSeconds,
       prePublishSeconds: config.keys.prePublishSeconds,
       maxTokenLifetimeSeconds: maxTokenLifetime(config),
-      dir: join(resolve(config.dataDir), 'keys'),
       encryptionKey: parseEncryptionKey(config.keys.encryptionKey),
     },
     audit,
@@ -56,7 +54,7 @@ export async function createTokenServices(opts: {
   config: Config;
   store: Store;
   sessions: SessionService;
-  /** 32-byte secret from the data dir: seals refresh successors for the grace window. */
+  /** The store's 32-byte `refresh.key` (keys/at-rest.ts): seals refresh successors for the grace window. */
   sealKey: Buffer;
   now: () => number;
 }): Promise<TokenServices> {

@@ -1,14 +1,18 @@
 /**
  * The PostgreSQL store (node-postgres): the system of record when several latchkey nodes
  * share one database. Each aggregate is a file of its own (users, sessions, refresh, keys,
- * revocations, audit); this class composes them into the Store contract. Every operation
+ * secrets, revocations, audit); this class composes them into the Store contract. Every operation
  * the contract calls atomic is one transaction (db.ts), safe against the same operation
  * running at once on other nodes.
  */
 import type {
+  AddKeyGuards,
+  AtRest,
+  AtRestChange,
   AuditEvent,
   NewAuditEvent,
   NewRefreshFamily,
+  NewSigningKey,
   NewUser,
   RefreshRotation,
   RefreshTokenInfo,
@@ -29,6 +33,7 @@ import * as keys from './keys.js';
 import { migrations } from './migrations.js';
 import * as refresh from './refresh.js';
 import * as revocations from './revocations.js';
+import * as secrets from './secrets.js';
 import * as sessions from './sessions.js';
 import { RevocationListener } from './listen.js';
 import { isPostgresUrl } from './url.js';
@@ -170,7 +175,7 @@ export class PostgresStore implements Store {
   listSigningKeys(): Promise<SigningKeyRecord[]> {
     return keys.listSigningKeys(this.db);
   }
-  addSigningKey(key: SigningKeyRecord, opts?: { unlessScheduledAfter?: number }): Promise<boolean> {
+  addSigningKey(key: NewSigningKey, opts?: AddKeyGuards): Promise<boolean> {
     return keys.addSigningKey(this.db, key, opts);
   }
   promoteSigningKey(kid: string, at: number): Promise<boolean> {
@@ -178,6 +183,22 @@ export class PostgresStore implements Store {
   }
   retireSigningKey(kid: string, at: number): Promise<SigningKeyRecord | undefined> {
     return keys.retireSigningKey(this.db, kid, at);
+  }
+  getPrivateKey(kid: string): Promise<string | undefined> {
+    return keys.getPrivateKey(this.db, kid);
+  }
+  forgetPrivateKeys(kids: readonly string[]): Promise<number> {
+    return keys.forgetPrivateKeys(this.db, kids);
+  }
+
+  readAtRest(): Promise<AtRest> {
+    return secrets.readAtRest(this.db);
+  }
+  addAtRest(add: AtRest): Promise<AtRest & { unknownKids: string[] }> {
+    return secrets.addAtRest(this.db, add);
+  }
+  replaceAtRest(changes: readonly AtRestChange[]): Promise<number> {
+    return secrets.replaceAtRest(this.db, changes);
   }
 
   listRevocations(afterSeq: number, limit: number, nowSeconds: number): Promise<RevocationEvent[]> {

@@ -112,4 +112,15 @@ export const migrations: readonly string[] = [
   );
   CREATE INDEX rate_limits_by_expire ON rate_limits(expire);
   `,
+  // 3: secrets and private signing keys move from the data dir into the store (keys/at-rest.ts), so
+  // nodes with separate, empty data dirs form one cluster. Always sealed with the key-encryption key
+  // here: a node refuses to start on PostgreSQL without one (app.ts).
+  `
+  CREATE TABLE secrets (
+    name text PRIMARY KEY,
+    value text NOT NULL
+  );
+  -- the private half, bound (AAD) to its kid and alg; NULL once the key retired
+  ALTER TABLE signing_keys ADD COLUMN private_key text;
+  `,
 ];

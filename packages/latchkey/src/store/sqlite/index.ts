@@ -11,9 +11,13 @@ import { LatchkeyError } from '../../errors.js';
 import { handleOf } from '../../sessions/ids.js';
 import { userEventDetails } from '../../revocation/user-events.js';
 import type {
+  AddKeyGuards,
+  AtRest,
+  AtRestChange,
   AuditEvent,
   NewAuditEvent,
   NewRefreshFamily,
+  NewSigningKey,
   NewUser,
   RefreshRotation,
   RefreshTokenInfo,
@@ -30,6 +34,7 @@ import type {
   UserWithSecret,
 } from '../store.js';
 import { migrations } from './migrations.js';
+import * as atRest from './secrets.js';
 import { familyLive, toKey, toSession, type KeyRow, type SessionRow } from '../rows.js';
 
 interface UserRow {
@@ -430,19 +435,23 @@ export class SqliteStore implements Store {
       scheduledAfter: db.prepare<[number], { kid: string }>(
         `SELECT kid FROM signing_keys WHERE retired_at IS NULL AND activates_at > ? LIMIT 1`,
       ),
+      signingFrom: db.prepare<[string, number], { kid: string }>(
+        `SELECT kid FROM signing_keys WHERE retired_at IS NULL AND alg = ? AND (deactivates_at IS NULL OR deactivates_at > ?) LIMIT 1`,
+      ),
       nextStart: db.prepare<[number, string], { at: number | null }>(
         `SELECT MIN(activates_at) AS at FROM signing_keys WHERE retired_at IS NULL AND activates_at > ? AND kid != ?`,
       ),
       insertKey: db.prepare(
-        `INSERT INTO signing_keys (kid, alg, public_jwk, created_at, activates_at, deactivates_at, retired_at)
-         VALUES (@kid, @alg, @publicJwk, @createdAt, @activatesAt, @deactivatesAt, @retiredAt)`,
+        `INSERT INTO signing_keys (kid, alg, public_jwk, created_at, activates_at, deactivates_at, retired_at, private_key)
+         VALUES (@kid, @alg, @publicJwk, @createdAt, @activatesAt, @deactivatesAt, @retiredAt, @privateKey)`,
       ),
       setStart: db.prepare(`UPDATE signing_keys SET activates_at = ?, deactivates_at = ? WHERE kid = ?`),
       stopOthersAt: db.prepare(
         `UPDATE signing_keys SET deactivates_at = @at WHERE kid != @kid AND retired_at IS NULL
          AND activates_at < @at AND (deactivates_at IS NULL OR deactivates_at > @at)`,
       ),
-      retireKey: db.prepare(`UPDATE signing_keys SET retired_at = ? WHERE kid = ? AND retired_at IS NULL`),
+      // the private half goes with the retirement: a retired key must never sign again
+      retireKey: db.prepare(`UPDATE signing_keys SET retired_at = ?, private_key = NULL WHERE kid = ? AND retired_at IS NULL`),
       pruneAudit: db.prepare(`DELETE FROM audit_events WHERE at < ?`),
       insertAudit: db.prepare(
         `INSERT INTO audit_events (at, type, user_id, session, ip, detail) VALUES (?, ?, ?, ?, ?, ?)`,
@@ -555,10 +564,11 @@ export class SqliteStore implements Store {
     return this.tok.listKeys.all().map(toKey);
   }
 
-  async addSigningKey(key: SigningKeyRecord, opts: { unlessScheduledAfter?: number } = {}): Promise<boolean> {
+  async addSigningKey(key: NewSigningKey, opts: AddKeyGuards = {}): Promise<boolean> {
     return this.db
       .transaction(() => {
         if (opts.unlessScheduledAfter !== undefined && this.tok.scheduledAfter.get(opts.unlessScheduledAfter)) return false;
+        if (opts.unlessSigningFrom !== undefined && this.tok.signingFrom.get(key.alg, opts.unlessSigningFrom)) return false;
         this.tok.insertKey.run({ ...key });
         this.scheduleSync(key.kid, key.activatesAt);
         return true;
@@ -595,6 +605,23 @@ export class SqliteStore implements Store {
       })
       .immediate();
     return this.committed(before);
+  }
+
+  // secrets and private keys at rest: store/sqlite/secrets.ts
+  async getPrivateKey(kid: string): Promise<string | undefined> {
+    return atRest.getPrivateKey(this.db, kid);
+  }
+  async forgetPrivateKeys(kids: readonly string[]): Promise<number> {
+    return atRest.forgetPrivateKeys(this.db, kids);
+  }
+  async readAtRest(): Promise<AtRest> {
+    return atRest.readAtRest(this.db);
+  }
+  async addAtRest(add: AtRest): Promise<AtRest & { unknownKids: string[] }> {
+    return atRest.addAtRest(this.db, add);
+  }
+  async replaceAtRest(changes: readonly AtRestChange[]): Promise<number> {
+    return atRest.replaceAtRest(this.db, changes);
   }
 
   async appendAuditEvent(e: NewAuditEvent): Promise<void> {

@@ -107,4 +107,14 @@ export const migrations: readonly string[] = [
   CREATE INDEX sessions_by_user_last_seen ON sessions(user_rowid, last_seen_at);
   DROP INDEX sessions_by_user;
   `,
+  // 5: secrets and private signing keys move from the data dir into the store (keys/at-rest.ts)
+  `
+  -- csrf.key, refresh.key, device.key: sealed with the key-encryption key (or plaintext without one)
+  CREATE TABLE secrets (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  ) WITHOUT ROWID;
+  -- the private half, sealed like the secrets, bound (AAD) to its kid and alg; NULL once the key retired
+  ALTER TABLE signing_keys ADD COLUMN private_key TEXT;
+  `,
 ];
