@@ -135,9 +135,9 @@ export async function createLatchkey(config: Config, opts: CreateOptions = {}): 
     await closeLimiters();
     throw err;
   }
-  // a PostgreSQL outage is logged once when it starts and once when it ends (store/postgres/db.ts),
+  // a store outage is logged once when it starts and once when it ends (store/outage.ts),
   // not by every timer and request that meets it
-  if (store instanceof PostgresStore) store.db.setLog(http.log);
+  store.setLog?.(http.log);
   const logError = (err: unknown, what: string) => {
     if (!isStoreUnavailable(err)) http.log.error({ err }, what);
   };

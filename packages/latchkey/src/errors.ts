@@ -22,7 +22,7 @@ export type ErrorCode =
   | 'unsupported_grant_type'
   | 'invalid_scope'
   | 'key_not_found'
-  /** The store (PostgreSQL) cannot be reached: 503 with Retry-After; nothing was decided. */
+  /** The store cannot answer now (PostgreSQL unreachable, SQLite busy, full or failing): 503 with Retry-After; nothing was decided. */
   | 'store_unavailable';
 
 export class LatchkeyError extends Error {

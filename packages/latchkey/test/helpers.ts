@@ -1,4 +1,5 @@
 /** Shared test scaffolding: a real server on loopback with a temp data dir, and a cookie-keeping client. */
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -136,4 +137,12 @@ export class Client {
 
 export async function json<T = Record<string, unknown>>(res: Response): Promise<T> {
   return (await res.json()) as T;
+}
+
+/** The answer while the store cannot serve (store/outage.ts): 503 problem+json `store_unavailable`, Retry-After 5. */
+export async function assertStoreUnavailable(res: Response): Promise<void> {
+  assert.equal(res.status, 503);
+  assert.equal(res.headers.get('content-type'), 'application/problem+json; charset=utf-8');
+  assert.equal(Number(res.headers.get('retry-after')), 5);
+  assert.equal((await json(res)).code, 'store_unavailable');
 }

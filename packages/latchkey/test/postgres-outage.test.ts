@@ -17,7 +17,7 @@ import { startPostgres, type PostgresServer } from '../../../scripts/pg-server.m
 import { isLatchkeyError } from '../src/errors.js';
 import { Db, isUnavailable } from '../src/store/postgres/db.js';
 import { PostgresStore } from '../src/store/postgres/index.js';
-import { Client, json, startServer, type TestServer } from './helpers.js';
+import { assertStoreUnavailable, Client, json, startServer, type TestServer } from './helpers.js';
 import { form, loginTokens, signup } from './token-helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'latchkey-pg-outage-'));
@@ -82,13 +82,6 @@ async function onceUnavailable(request: () => Promise<Response>): Promise<Respon
   }
 }
 
-async function assertUnavailable(res: Response): Promise<void> {
-  assert.equal(res.status, 503);
-  assert.equal(res.headers.get('content-type'), 'application/problem+json; charset=utf-8');
-  assert.equal(Number(res.headers.get('retry-after')), 5);
-  assert.equal((await json(res)).code, 'store_unavailable');
-}
-
 describe('PostgreSQL stopped and started again under a running instance', () => {
   it('503 with Retry-After while it is down (problem+json; temporarily_unavailable under /oauth), no 500; the same session works again after, no restart', async () => {
     const logged: Logged[] = [];
@@ -101,11 +94,11 @@ describe('PostgreSQL stopped and started again under a running instance', () => 
       await server.stop();
       clock += 5_000;
       // past the second the session cache may still trust: the store must be asked
-      await assertUnavailable(await onceUnavailable(() => browser.get('/v1/session')));
-      await assertUnavailable(await browser.get('/v1/sessions'));
+      await assertStoreUnavailable(await onceUnavailable(() => browser.get('/v1/session')));
+      await assertStoreUnavailable(await browser.get('/v1/sessions'));
       // login (its rate limit is counted in the database first): 503, and no cookie set
       const other = new Client(srv.url);
-      await assertUnavailable(await other.login(email));
+      await assertStoreUnavailable(await other.login(email));
       assert.equal(other.cookies.size, 0);
       const grant = await form(srv, '/oauth/token', { grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, client_id: 'latchkey' });
       assert.equal(grant.status, 503);
@@ -160,8 +153,8 @@ describe('PostgreSQL stopped and started again under a running instance', () => 
       clock += 5_000;
       // b cannot check either session: the revoked one is not in its cache (503, never 200), and the
       // live one is refused too once b's feed has not read for a second
-      await assertUnavailable(await onB(laptop));
-      await assertUnavailable(await onceUnavailable(() => onB(browser)));
+      await assertStoreUnavailable(await onB(laptop));
+      await assertStoreUnavailable(await onceUnavailable(() => onB(browser)));
 
       await server.start();
       assert.equal((await onB(laptop)).status, 401);

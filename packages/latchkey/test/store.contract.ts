@@ -1,6 +1,6 @@
 /**
- * The store contract: every adapter runs this suite against a real server
- * (SQLite file now; PostgreSQL and Redis when they arrive).
+ * The store contract: every adapter runs this suite against a real server (a SQLite file, a
+ * PostgreSQL database), concurrent callers included. The token half is store.tokens.contract.ts.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -395,6 +395,100 @@ export function storeContract(name: string, make: () => Promise<Store>) {
       await store.deleteSession(sessions[3]!.idHash);
       const after = await store.listRevocations(start, 100, clock / 1000);
       assert.deepEqual(after.map((e) => e.seq), [start + 4], 'the next event continues after the pruned ones');
+    });
+
+    it('a handle two sessions share (a collision) finds neither', async () => {
+      const a = uid();
+      await store.createUser({ id: a, email: email(), passwordHash: 'h', createdAt: 1 });
+      const prefix = randomBytes(12);
+      const one = session(a, { idHash: Buffer.concat([prefix, randomBytes(20)]) });
+      const two = session(a, { idHash: Buffer.concat([prefix, randomBytes(20)]) });
+      await store.createSession(one);
+      assert.deepEqual((await store.findSessionByHandle(prefix))?.idHash, one.idHash);
+      await store.createSession(two);
+      assert.equal(await store.findSessionByHandle(prefix), undefined, 'refused rather than guessed');
+    });
+
+    it('a change’s events keep their order: evictions least recently used first, credential before user', async () => {
+      const a = uid();
+      await store.createUser({ id: a, email: email(), passwordHash: 'h', createdAt: 1 });
+      const used = [40, 10, 30, 20].map((t) => session(a, { createdAt: 1, lastSeenAt: t }));
+      for (const s of used) await store.createSession(s);
+      const seq = await store.lastRevocationSeq();
+      const ended = await store.createSession(session(a, { lastSeenAt: 50 }), { maxPerUser: 2 });
+      const lru = [used[1]!, used[3]!, used[2]!];
+      assert.deepEqual(ended.map((s) => handleOf(s.idHash)), lru.map((s) => handleOf(s.idHash)));
+      const events = await store.listRevocations(seq, 100, 0);
+      assert.deepEqual(events.map((e) => e.sid), lru.map((s) => handleOf(s.idHash)));
+      assert.deepEqual(events.map((e) => e.seq), [seq + 1, seq + 2, seq + 3]);
+      const before = await store.lastRevocationSeq();
+      await store.changePassword(a, 'h2');
+      assert.deepEqual((await store.listRevocations(before, 100, 0)).map((e) => e.kind), ['credential', 'user']);
+    });
+
+    it('onWrite is told after each change that wrote events has committed (a read then sees them), never for one that wrote none or failed', async () => {
+      const a = uid();
+      const reads: Promise<number>[] = [];
+      store.setRevocationPolicy({ retainSeconds: 3600, now: Date.now, onWrite: () => reads.push(store.lastRevocationSeq()) });
+      await store.createUser({ id: a, email: email(), passwordHash: 'h', createdAt: 1 });
+      const s1 = session(a);
+      const s2 = session(a, { lastSeenAt: 900 });
+      const s3 = session(a);
+      for (const s of [s1, s2, s3]) await store.createSession(s);
+      await store.touchSession(s1.idHash, 1500, '192.0.2.9');
+      assert.equal(reads.length, 0, 'no event, no call');
+      await store.deleteSession(s1.idHash);
+      assert.equal(reads.length, 1);
+      assert.deepEqual(await store.deleteUserSessions('u_nobody'), []);
+      await assert.rejects(store.changePassword('u_nobody', 'x'), { code: 'user_not_found' });
+      // ends s2 to make room, then fails on s3's id: rolled back, s2's event with it
+      await assert.rejects(store.createSession({ ...s3, lastSeenAt: 99 }, { maxPerUser: 2 }));
+      assert.equal((await store.listSessions(a)).length, 2);
+      assert.equal(reads.length, 1, 'a change that wrote nothing, or was rolled back, is not announced');
+      await store.setUserRoles(a, ['ops']);
+      await store.deleteUserSessions(a);
+      assert.equal(reads.length, 3);
+      const last = await store.lastRevocationSeq();
+      const seen = await Promise.all(reads);
+      // each read began after its change had committed: it sees that change's last event
+      const events = await store.listRevocations(0, 100, 0);
+      const deleteSeq = events.find((e) => e.kind === 'session')!.seq;
+      const claimsSeq = events.find((e) => e.kind === 'claims')!.seq;
+      assert.ok(seen[0]! >= deleteSeq && seen[1]! >= claimsSeq && seen[2] === last, `${seen} ${deleteSeq} ${claimsSeq} ${last}`);
+    });
+
+    it('many concurrent sign-outs everywhere of one user: each session ends once and is named by one event; every cutoff is its own', async () => {
+      const a = uid();
+      await store.createUser({ id: a, email: email(), passwordHash: 'h', createdAt: 1 });
+      const all = Array.from({ length: 10 }, () => session(a));
+      for (const s of all) await store.createSession(s);
+      const seq = await store.lastRevocationSeq();
+      const ended = (await Promise.all(Array.from({ length: 6 }, () => store.deleteUserSessions(a, undefined, 'user')))).flat();
+      const hex = (list: Session[]) => list.map((s) => s.idHash.toString('hex')).sort();
+      assert.deepEqual(hex(ended), hex(all), 'every session ended by exactly one caller');
+      const events = await store.listRevocations(seq, 100, 0);
+      assert.ok(events.every((e) => e.kind === 'user' && e.userId === a));
+      const sids = events.flatMap((e) => e.detail.sids as string[]);
+      assert.deepEqual([...sids].sort(), all.map((s) => handleOf(s.idHash)).sort(), 'each session named once');
+      const cutoffs = events.map((e) => e.tokensIssuedBefore!);
+      assert.ok(cutoffs.every((c, i) => i === 0 || c > cutoffs[i - 1]!), `cutoffs rise with the positions: ${cutoffs}`);
+      assert.equal((await store.getUserById(a))!.tokensNotBefore, cutoffs.at(-1));
+    });
+
+    it('many concurrent role changes of one user: each moves the cutoff past the last, in the order of their events, and the user keeps the last', async () => {
+      const a = uid();
+      await store.createUser({ id: a, email: email(), passwordHash: 'h', createdAt: 1 });
+      assert.equal((await store.getUserById(a))!.tokensNotBefore, 0, 'no cutoff before the first change');
+      const seq = await store.lastRevocationSeq();
+      const roles = Array.from({ length: 10 }, (_, i) => [`r${i}`]);
+      assert.ok((await Promise.all(roles.map((r) => store.setUserRoles(a, r)))).every(Boolean));
+      const events = await store.listRevocations(seq, 100, 0);
+      assert.equal(events.length, 10);
+      const cutoffs = events.map((e) => e.tokensIssuedBefore!);
+      assert.ok(cutoffs.every((c, i) => i === 0 || c > cutoffs[i - 1]!), `strictly rising: ${cutoffs}`);
+      const user = (await store.getUserById(a))!;
+      assert.equal(user.tokensNotBefore, cutoffs.at(-1));
+      assert.deepEqual(user.roles, events.at(-1)!.detail.roles, 'the roles of the last event are the user’s');
     });
 
     it('sweeps sessions past their absolute or idle end, and only those', async () => {

@@ -91,12 +91,56 @@ describe('postgres store', () => {
     }
   });
 
+  it('watchRevocations: a commit with events on another node wakes the listener, one without does not; once stopped, nothing wakes it', async () => {
+    const url = await createDatabase();
+    const a = new PostgresStore({ url, poolSize: 2 });
+    const b = new PostgresStore({ url, poolSize: 2 });
+    try {
+      await a.migrate();
+      await b.migrate();
+      let wakes = 0;
+      let woken: () => void = () => undefined;
+      const nextWake = () => new Promise<void>((r) => (woken = r));
+      const errors: unknown[] = [];
+      let listening = nextWake();
+      const stop = a.watchRevocations(
+        () => {
+          wakes++;
+          woken();
+        },
+        (err) => errors.push(err),
+      );
+      // the listener wakes once when its LISTEN is in place (whatever was missed before)
+      await listening;
+      wakes = 0;
+      const settle = () => new Promise((r) => setTimeout(r, 300));
+      await b.createUser({ id: 'u_w', email: 'w@example.com', passwordHash: 'h', createdAt: 1 });
+      const s = { idHash: randomBytes(32), userId: 'u_w', createdAt: 1, lastSeenAt: 1, expiresAt: 9999, device: 'x', ip: '192.0.2.1' };
+      const t = { ...s, idHash: randomBytes(32) };
+      await b.createSession(s);
+      await b.createSession(t);
+      listening = nextWake();
+      await b.deleteSession(s.idHash);
+      await listening;
+      // notifications arrive in commit order: one for an event-less commit would have come first
+      await settle();
+      assert.equal(wakes, 1);
+      stop();
+      await b.deleteSession(t.idHash);
+      await settle();
+      assert.equal(wakes, 1);
+      assert.deepEqual(errors, []);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
   it('revocation positions are gap-free in commit order: writers on several nodes, a reader polling after its last position misses nothing', async () => {
     const url = await createDatabase();
     const setup = new PostgresStore({ url, poolSize: 2 });
     await setup.migrate();
     // four nodes: separate pools, as separate processes would have
-    const nodes = Array.from({ length: 4 }, () => new PostgresStore({ url, poolSize: 6 }));
+    const nodes = Array.from({ length: 4 }, () => new PostgresStore({ url, poolSize: POOL_PER_NODE }));
     try {
       await gapFree(setup, nodes);
     } finally {
@@ -104,6 +148,8 @@ describe('postgres store', () => {
     }
   });
 });
+
+const POOL_PER_NODE = 6;
 
 /** Revocation-writing transactions on every node at once, and a reader polling as the feed does. */
 async function gapFree(setup: PostgresStore, nodes: PostgresStore[]): Promise<void> {
@@ -134,16 +180,26 @@ async function gapFree(setup: PostgresStore, nodes: PostgresStore[]): Promise<vo
   })();
   // every kind of revocation-writing transaction at once, spread over the nodes: transactions
   // with one event and with several, short and long (ending many sessions, moving cutoffs)
-  const work: Promise<unknown>[] = [];
+  // each node runs as many at once as its pool holds: enough to contend for the position counter
+  // on every connection, without queueing for a connection past the pool's timeout on a loaded
+  // machine (that would be a 503, which is right for production but not what this test is about)
+  const queues = nodes.map(() => [] as (() => Promise<unknown>)[]);
   users.forEach((u, i) => {
-    const node = (k: number) => nodes[(i + k) % nodes.length]!;
-    for (const s of u.sessions.slice(0, 6)) work.push(node(0).deleteSession(s.idHash));
-    work.push(node(1).setUserRoles(u.id, ['r1']));
-    work.push(node(2).setUserRoles(u.id, ['r2']));
-    work.push(i % 2 ? node(3).changePassword(u.id, 'h2') : node(3).setUserDisabled(u.id, true));
+    const node = (k: number) => (i + k) % nodes.length;
+    const on = (k: number, op: (n: PostgresStore) => Promise<unknown>) => queues[node(k)]!.push(() => op(nodes[node(k)]!));
+    for (const s of u.sessions.slice(0, 6)) on(0, (n) => n.deleteSession(s.idHash));
+    on(1, (n) => n.setUserRoles(u.id, ['r1']));
+    on(2, (n) => n.setUserRoles(u.id, ['r2']));
+    on(3, (n) => (i % 2 ? n.changePassword(u.id, 'h2') : n.setUserDisabled(u.id, true)));
   });
+  const results: PromiseSettledResult<unknown>[] = [];
+  const worker = async (queue: (() => Promise<unknown>)[]) => {
+    for (let op = queue.shift(); op; op = queue.shift()) {
+      results.push(...(await Promise.allSettled([op()])));
+    }
+  };
   // every writer finishes (or fails) before the checks and the close
-  const results = await Promise.allSettled(work);
+  await Promise.all(queues.flatMap((q) => Array.from({ length: POOL_PER_NODE }, () => worker(q))));
   writing = false;
   await reader;
   for (const r of results) if (r.status === 'rejected') throw r.reason;

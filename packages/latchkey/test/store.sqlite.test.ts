@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { randomBytes } from 'node:crypto';
+import { handleOf } from '../src/sessions/ids.js';
 import { DEVICE_PRUNE_ABOVE, SqliteStore } from '../src/store/sqlite/index.js';
 import { driverPackage } from '../src/store/sqlite/driver.js';
 import { Worker } from 'node:worker_threads';
@@ -15,6 +17,41 @@ import { storeContract } from './store.contract.js';
 const dir = mkdtempSync(join(tmpdir(), 'latchkey-store-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 let i = 0;
+const RACER = new URL('./fixtures/sqlite-racer.mjs', import.meta.url).pathname;
+const sha = (b: Buffer) => createHash('sha256').update(b).digest();
+/** JSON with Buffers as "hex:…", as the racer reads it. */
+const encode = (v: unknown) => JSON.stringify(v, (_k, x) => (x && x.type === 'Buffer' && Array.isArray(x.data) ? `hex:${Buffer.from(x.data).toString('hex')}` : x));
+
+/**
+ * Run one call per argument in processes of their own, each with its own connection to `file`,
+ * all released at once when every one is ready. Returns what each printed.
+ */
+async function race<T>(file: string, op: 'rotate' | 'login', args: unknown[]): Promise<T[]> {
+  const children = args.map((a) => spawn(process.execPath, [RACER, file, op, encode(a)], { stdio: ['pipe', 'pipe', 'inherit'] }));
+  const lines = children.map((c) => {
+    const out: string[] = [];
+    let buf = '';
+    let ready: () => void;
+    const isReady = new Promise<void>((r) => (ready = r));
+    c.stdout.setEncoding('utf8').on('data', (d: string) => {
+      buf += d;
+      for (let nl = buf.indexOf('\n'); nl !== -1; nl = buf.indexOf('\n')) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (line === 'ready') ready();
+        else out.push(line);
+      }
+    });
+    const exited = new Promise<void>((resolve, reject) =>
+      c.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`racer exited with ${code}`)))),
+    );
+    return { isReady, exited, out };
+  });
+  await Promise.all(lines.map((l) => l.isReady));
+  for (const c of children) c.stdin.write('go\n');
+  await Promise.all(lines.map((l) => l.exited));
+  return lines.map((l) => JSON.parse(l.out[0]!) as T);
+}
 
 storeContract('sqlite', async () => new SqliteStore({ filename: join(dir, `s${++i}.sqlite`) }));
 // peers are connections of this process: better-sqlite3 is synchronous, so their calls run one after
@@ -157,6 +194,67 @@ describe('sqlite store', () => {
     assert.deepEqual(devices(), ['Firefox on Linux']);
     assert.equal((await store.getSession(live.idHash))?.session.device, 'Firefox on Linux');
     await store.close();
+  });
+
+  it('externalWriteCounter moves when another connection commits, not for this one’s own writes', async () => {
+    const file = join(dir, 'counter.sqlite');
+    const a = new SqliteStore({ filename: file });
+    await a.migrate();
+    const b = new SqliteStore({ filename: file });
+    await b.migrate();
+    try {
+      const start = a.externalWriteCounter();
+      await a.createUser({ id: 'u_own', email: 'own@example.com', passwordHash: 'h', createdAt: 1 });
+      assert.equal(a.externalWriteCounter(), start);
+      await b.createUser({ id: 'u_other', email: 'other@example.com', passwordHash: 'h', createdAt: 1 });
+      assert.notEqual(a.externalWriteCounter(), start);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  it('rotations of one token from eight processes at once: exactly one rotates, the others share its successor', async () => {
+    const file = join(dir, 'race-rotate.sqlite');
+    const store = new SqliteStore({ filename: file });
+    await store.migrate();
+    try {
+      await store.createUser({ id: 'u_race', email: 'race@example.com', passwordHash: 'h', createdAt: 1 });
+      const session = { idHash: randomBytes(32), userId: 'u_race', createdAt: 1000, lastSeenAt: 1000, expiresAt: 10_000, device: 'x', ip: '192.0.2.1', idleTimeoutSeconds: 500 };
+      const keyHash = sha(randomBytes(16));
+      const tokenHash = sha(randomBytes(32));
+      await store.createRefreshFamily({ session, keyHash, clientId: 'latchkey', tokenHash });
+      const seq = await store.lastRevocationSeq();
+      const rotation = () => ({ tokenHash, familyKeyHash: keyHash, successorHash: randomBytes(32), successorSealed: randomBytes(76), clientId: 'latchkey', now: 1100, graceSeconds: 5, ip: '192.0.2.2' });
+      const outcomes = (await race<{ outcome: string }>(file, 'rotate', Array.from({ length: 8 }, rotation))).map((o) => o.outcome);
+      assert.equal(outcomes.filter((o) => o === 'rotated').length, 1, outcomes.join(','));
+      assert.equal(outcomes.filter((o) => o === 'shared').length, 7, outcomes.join(','));
+      assert.ok(await store.getSession(session.idHash));
+      assert.equal(await store.lastRevocationSeq(), seq);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('logins of one user from eight processes at once under maxPerUser: the cap holds, every ended session has its event', async () => {
+    const file = join(dir, 'race-cap.sqlite');
+    const store = new SqliteStore({ filename: file });
+    await store.migrate();
+    try {
+      await store.createUser({ id: 'u_cap', email: 'cap@example.com', passwordHash: 'h', createdAt: 1 });
+      const seq = await store.lastRevocationSeq();
+      const login = (k: number) => ({
+        session: { idHash: randomBytes(32), userId: 'u_cap', createdAt: 1000 + k, lastSeenAt: 1000 + k, expiresAt: 10_000, device: 'x', ip: '192.0.2.1' },
+        maxPerUser: 3,
+      });
+      const ended = (await race<{ ended: string[] }>(file, 'login', Array.from({ length: 8 }, (_, k) => login(k)))).flatMap((r) => r.ended);
+      assert.equal((await store.listSessions('u_cap')).length, 3);
+      assert.equal(ended.length, 5);
+      assert.equal(new Set(ended).size, 5, 'no session ended twice');
+      const events = await store.listRevocations(seq, 100, 0);
+      assert.deepEqual(events.map((e) => e.sid).sort(), ended.map((h) => handleOf(Buffer.from(h, 'hex'))).sort());
+    } finally {
+      await store.close();
+    }
   });
 
   it('refuses a database from a newer version', async () => {

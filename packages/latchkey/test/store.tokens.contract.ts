@@ -1,10 +1,11 @@
 /**
  * The token half of the store contract (refresh families, signing keys, audit
- * events): every adapter runs it, like store.contract.ts.
+ * events): every adapter runs it, like store.contract.ts, concurrent callers included.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import { handleOf } from '../src/sessions/ids.js';
 import type { NewSigningKey, RefreshRotation, Session, Store } from '../src/store/store.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest();
@@ -202,6 +203,132 @@ export function tokenStoreContract(name: string, make: () => Promise<Store>) {
       assert.equal((await store.listSessions(f.userId)).length, 2);
       const events = await store.listRevocations(seqBefore, 10, 0);
       assert.deepEqual(events.map((e) => [e.kind, e.detail]), [['session', { initiator: 'policy', reason: 'session_limit' }]]);
+    });
+
+    it('a rotation records activity on the session in the store: last seen and ip', async () => {
+      const f = await family();
+      await store.rotateRefreshToken(rotation(f, f.tokenHash, { now: 1150, ip: '203.0.113.5' }));
+      const got = (await store.getSession(f.session.idHash))!.session;
+      assert.equal(got.lastSeenAt, 1150);
+      assert.equal(got.ip, '203.0.113.5');
+    });
+
+    it('inside the grace window a replay gets the newest successor when the client has rotated again (the chain is followed)', async () => {
+      const f = await family();
+      const r1 = rotation(f, f.tokenHash, { now: 1100 });
+      assert.equal((await store.rotateRefreshToken(r1)).outcome, 'rotated');
+      const r2 = rotation(f, r1.successorHash, { now: 1101 });
+      assert.equal((await store.rotateRefreshToken(r2)).outcome, 'rotated');
+      const replay = await store.rotateRefreshToken(rotation(f, f.tokenHash, { now: 1102 }));
+      assert.equal(replay.outcome, 'shared');
+      assert.deepEqual(replay.outcome === 'shared' && replay.successorSealed, r2.successorSealed);
+      assert.deepEqual(replay.outcome === 'shared' && replay.sealedBy, r1.successorHash);
+    });
+
+    it('a replay inside the grace window of a family past its end is expired, not shared, and ends nothing', async () => {
+      const f = await family({ expiresAt: 1103 });
+      await store.rotateRefreshToken(rotation(f, f.tokenHash, { now: 1100 }));
+      const seq = await store.lastRevocationSeq();
+      assert.equal((await store.rotateRefreshToken(rotation(f, f.tokenHash, { now: 1104 }))).outcome, 'expired');
+      assert.ok(await store.getSession(f.session.idHash));
+      assert.equal(await store.lastRevocationSeq(), seq);
+    });
+
+    it('without a client id, a family of any client rotates', async () => {
+      const f = await family({}, 'mobile-app');
+      const r = await store.rotateRefreshToken(rotation(f, f.tokenHash, { clientId: undefined }));
+      assert.equal(r.outcome, 'rotated');
+      assert.equal(r.outcome === 'rotated' && r.clientId, 'mobile-app');
+    });
+
+    it('findRefreshToken reports the family: session, user, client, when the family and the token were made', async () => {
+      const f = await family({ createdAt: 1000 }, 'mobile-app');
+      await store.setUserRoles(f.userId, ['ops']);
+      const first = (await store.findRefreshToken(f.tokenHash, f.keyHash))!;
+      assert.deepEqual(first.session, f.session);
+      assert.deepEqual([first.user.id, first.user.email, first.user.roles, first.user.disabled], [f.userId, `${f.userId}@example.com`, ['ops'], false]);
+      assert.deepEqual([first.clientId, first.familyCreatedAt, first.current, first.issuedAt], ['mobile-app', 1000, true, 1000]);
+      const r = rotation(f, f.tokenHash, { clientId: 'mobile-app', now: 1200 });
+      await store.rotateRefreshToken(r);
+      const next = (await store.findRefreshToken(r.successorHash, f.keyHash))!;
+      assert.deepEqual([next.current, next.issuedAt, next.familyCreatedAt], [true, 1200, 1000]);
+      // a token of the family whose row is gone: still the family, not current, no issue time
+      await store.pruneRefreshTokens(1201);
+      const old = (await store.findRefreshToken(f.tokenHash, f.keyHash))!;
+      assert.deepEqual([old.current, old.issuedAt, old.clientId], [false, undefined, 'mobile-app']);
+      assert.equal(await store.findRefreshToken(randomBytes(32), sha(randomBytes(16))), undefined);
+    });
+
+    it('pruneRefreshTokens forgets tokens rotated before the cutoff, and only those: never a current one', async () => {
+      const f = await family();
+      const r1 = rotation(f, f.tokenHash, { now: 1100 });
+      await store.rotateRefreshToken(r1);
+      const r2 = rotation(f, r1.successorHash, { now: 1200, graceSeconds: 500 });
+      await store.rotateRefreshToken(r2);
+      assert.equal(await store.pruneRefreshTokens(1100), 0);
+      assert.equal(await store.pruneRefreshTokens(1101), 1);
+      assert.equal(await store.pruneRefreshTokens(5000), 1);
+      assert.equal((await store.findRefreshToken(r2.successorHash, f.keyHash))?.current, true);
+      assert.equal((await store.rotateRefreshToken(rotation(f, r2.successorHash, { now: 1300 }))).outcome, 'rotated');
+    });
+
+    it('revoking a family writes one session event naming it, by the user', async () => {
+      const f = await family();
+      const seq = await store.lastRevocationSeq();
+      await store.revokeRefreshFamily({ familyKeyHash: f.keyHash }, 'latchkey');
+      const events = await store.listRevocations(seq, 10, 0);
+      assert.deepEqual(
+        events.map((e) => [e.kind, e.userId, e.sid, e.detail]),
+        [['session', f.userId, handleOf(f.session.idHash), { initiator: 'user', reason: 'refresh_token_revoked' }]],
+      );
+    });
+
+    it('a createRefreshFamily that fails (its key hash in use) ends no session and writes no event', async () => {
+      const f = await family({ lastSeenAt: 900 });
+      await store.createSession({ ...f.session, idHash: randomBytes(32), lastSeenAt: 1000 });
+      const taken = await family();
+      const seq = await store.lastRevocationSeq();
+      const second = { ...f.session, idHash: randomBytes(32), lastSeenAt: 1100 };
+      // the cap ends f's session first, then the family insert fails on another family's key hash
+      const clash = { session: second, keyHash: taken.keyHash, clientId: 'latchkey', tokenHash: sha(randomBytes(32)) };
+      await assert.rejects(store.createRefreshFamily(clash, { maxPerUser: 2 }));
+      assert.equal((await store.listSessions(f.userId)).length, 2);
+      assert.ok(await store.getSession(f.session.idHash));
+      assert.equal(await store.getSession(second.idHash), undefined);
+      assert.equal(await store.lastRevocationSeq(), seq);
+    });
+
+    it('many concurrent logins of one user, browsers and token clients mixed, under maxPerUser: the cap holds, every ended session has its event', async () => {
+      const f = await family({ lastSeenAt: 1 });
+      const seq = await store.lastRevocationSeq();
+      const logins = Array.from({ length: 12 }, (_, i) => {
+        const s = { ...f.session, idHash: randomBytes(32), createdAt: 100 + i, lastSeenAt: 100 + i };
+        if (i % 2) return store.createSession({ ...s, idleTimeoutSeconds: undefined }, { maxPerUser: 4 });
+        return store.createRefreshFamily({ session: s, keyHash: sha(randomBytes(16)), clientId: 'latchkey', tokenHash: sha(randomBytes(32)) }, { maxPerUser: 4 });
+      });
+      const ended = (await Promise.all(logins)).flat();
+      assert.equal((await store.listSessions(f.userId)).length, 4);
+      assert.equal(ended.length, 13 - 4, 'each login beyond the cap ended one session');
+      assert.equal(new Set(ended.map((s) => s.idHash.toString('hex'))).size, ended.length, 'none twice');
+      const events = await store.listRevocations(seq, 100, 0);
+      assert.deepEqual(events.map((e) => e.sid).sort(), ended.map((s) => handleOf(s.idHash)).sort());
+    });
+
+    it('concurrent rotations and revocations of one family: the session ends once, by the revocation, with one event; no reuse alarm', async () => {
+      const f = await family();
+      const seq = await store.lastRevocationSeq();
+      const calls = [
+        ...Array.from({ length: 4 }, () => store.rotateRefreshToken(rotation(f, f.tokenHash, { now: 1101 }))),
+        ...Array.from({ length: 3 }, () => store.revokeRefreshFamily({ familyKeyHash: f.keyHash }, 'latchkey')),
+      ];
+      const results = await Promise.all(calls);
+      const rotations = results.slice(0, 4) as Awaited<ReturnType<Store['rotateRefreshToken']>>[];
+      assert.ok(rotations.every((o) => ['rotated', 'shared', 'unknown'].includes(o.outcome)), rotations.map((o) => o.outcome).join(','));
+      assert.ok(rotations.filter((o) => o.outcome === 'rotated').length <= 1);
+      assert.equal(results.slice(4).filter(Boolean).length, 1, 'one revocation got the session');
+      assert.equal(await store.getSession(f.session.idHash), undefined);
+      const events = await store.listRevocations(seq, 10, 0);
+      assert.deepEqual(events.map((e) => e.detail.reason), ['refresh_token_revoked']);
     });
 
     it('many concurrent rotations of one token: exactly one rotates, the others share its successor, no reuse', async () => {

@@ -1,9 +1,15 @@
 /**
- * The store contract. Every adapter (SQLite now; PostgreSQL and Redis later)
- * implements it and passes test/store.contract.ts. Operations are named after
+ * The store contract. Every adapter (SQLite, PostgreSQL) implements it and passes
+ * test/store.contract.ts and test/store.tokens.contract.ts. Operations are named after
  * what the domain needs and are atomic on their own; callers never compose a
  * read and a write into a race. All times are Unix seconds.
+ *
+ * A store that cannot answer now (PostgreSQL unreachable; SQLite busy past its timeout,
+ * full, read-only, damaged) fails the operation with LatchkeyError `store_unavailable`
+ * (store/outage.ts), never with its own error. An operation's writes commit together or not
+ * at all, so a failed one leaves nothing half-written.
  */
+import type { StoreLog } from './outage.js';
 
 export interface User {
   /** Public, stable, opaque: the `sub` of tokens. */
@@ -340,6 +346,9 @@ export interface Store {
    * function that stops listening; close() stops every listener too.
    */
   watchRevocations?(wake: () => void, onError: (err: unknown) => void): () => void;
+
+  /** Optional: where the store logs each outage's start and end (the app's logger). */
+  setLog?(log: StoreLog): void;
 
   appendAuditEvent(event: NewAuditEvent): Promise<void>;
   /** Forget audit events older than `before` (Unix seconds; `at < before`). Returns how many. */

@@ -4,8 +4,10 @@
  * lock keys.
  */
 import pg from 'pg';
-import { LatchkeyError } from '../../errors.js';
-import type { RevocationKind, RevocationPolicy } from '../store.js';
+import type { NewRevocation } from '../../revocation/events.js';
+import { Outages, type StoreLog } from '../outage.js';
+import { pendingRevocation, type PendingRevocation } from '../rows.js';
+import type { RevocationPolicy } from '../store.js';
 import { appendRevocations } from './revocations.js';
 
 /** Advisory lock keys (pg_advisory_lock(int, int)): the first is latchkey's, the second the purpose. */
@@ -19,25 +21,6 @@ const types = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
     oid === INT8 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
 };
-
-export interface PendingRevocation {
-  at: number;
-  until: number;
-  kind: RevocationKind;
-  userId: string | null;
-  sid: string | null;
-  kid: string | null;
-  tokensIssuedBefore: number | null;
-  detail: Record<string, unknown>;
-}
-
-export interface RevocationFields {
-  userId?: string;
-  sid?: string;
-  kid?: string;
-  tokensIssuedBefore?: number;
-  detail?: Record<string, unknown>;
-}
 
 /** Db (a pooled connection per query) or Tx (the transaction's connection). */
 export interface Queryable {
@@ -56,28 +39,15 @@ export class Tx implements Queryable {
     return this.client.query<R>(text as string, values);
   }
 
-  /** Append one revocation event; it gets its position when the transaction ends. */
-  revoke(kind: RevocationKind, e: RevocationFields): void {
-    const at = this.policy.now();
-    this.events.push({
-      at,
-      until: Math.floor(at / 1000) + this.policy.retainSeconds,
-      kind,
-      userId: e.userId ?? null,
-      sid: e.sid ?? null,
-      kid: e.kid ?? null,
-      tokensIssuedBefore: e.tokensIssuedBefore ?? null,
-      detail: e.detail ?? {},
-    });
+  /** Append revocation events (revocation/events.ts); they get their positions when the transaction ends. */
+  revoke(...events: NewRevocation[]): void {
+    for (const e of events) this.events.push(pendingRevocation(this.policy, e));
   }
 
   now(): number {
     return this.policy.now();
   }
 }
-
-/** Seconds a client is told to wait (Retry-After) while the database cannot be reached. */
-export const STORE_RETRY_AFTER_SECONDS = 5;
 
 /** Socket errors of a connection that cannot be made or was lost. */
 const CONNECTION_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
@@ -102,12 +72,6 @@ export function isUnavailable(err: unknown): boolean {
   return UNAVAILABLE_MESSAGES.some((m) => err.message.startsWith(m));
 }
 
-/** What the store tells its operator about outages (a pino logger: the app's). */
-export interface StoreLog {
-  error(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
-
 /** SQLSTATEs worth running a transaction again for: deadlock detected, serialization failure. */
 const RETRYABLE = new Set(['40P01', '40001']);
 
@@ -115,10 +79,7 @@ export class Db implements Queryable {
   readonly pool: pg.Pool;
   policy: RevocationPolicy = { retainSeconds: 3600, now: Date.now };
 
-  /** Between the first failure that says the database is unreachable and the next answer. */
-  private down = false;
-  /** Counts declared outages: only a query begun after the latest one started can end it. */
-  private outages = 0;
+  private readonly outages = new Outages('postgres', isUnavailable);
   private log: StoreLog | undefined;
 
   constructor(url: string, max: number) {
@@ -133,7 +94,7 @@ export class Db implements Queryable {
     // an idle connection that breaks (server restart, network) is dropped by the pool; without a
     // listener the 'error' event would end the process. The next query opens a new connection.
     this.pool.on('error', (err) => {
-      if (isUnavailable(err)) this.failed(err);
+      if (isUnavailable(err)) this.outages.failed(err);
       else this.log?.warn({ code: (err as { code?: string }).code, reason: err.message }, 'postgres: an idle connection failed');
     });
   }
@@ -141,52 +102,23 @@ export class Db implements Queryable {
   /** Where outages are reported (the app's logger); until set, they are not logged. */
   setLog(log: StoreLog): void {
     this.log = log;
+    this.outages.setLog(log);
   }
 
   /** Whether the last attempt to reach the database failed (until the next one that answers). */
   get unavailable(): boolean {
-    return this.down;
-  }
-
-  /** Once per outage: its first failure. Only the error's code and message: never the URL. */
-  private failed(err: Error): void {
-    if (this.down) return;
-    this.down = true;
-    this.outages++;
-    this.log?.error(
-      { code: (err as { code?: string }).code, reason: err.message },
-      'postgres unavailable: requests that need the store answer 503 until it is back',
-    );
-  }
-
-  /**
-   * A query begun at outage count `began` succeeded. One begun before the outage was declared
-   * (an answer already on its way when the server went down) says nothing about now.
-   */
-  private answered(began: number): void {
-    if (!this.down || began !== this.outages) return;
-    this.down = false;
-    this.log?.warn({}, 'postgres recovered');
-  }
-
-  /** `err` as thrown to callers: an unreachable database becomes store_unavailable (503, Retry-After). */
-  private classify(err: unknown): unknown {
-    if (!isUnavailable(err)) return err;
-    this.failed(err as Error);
-    return new LatchkeyError('store_unavailable', 'the service is temporarily unavailable; try again shortly', {
-      retryAfter: STORE_RETRY_AFTER_SECONDS,
-    });
+    return this.outages.unavailable;
   }
 
   async query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult<R>> {
-    const began = this.outages;
+    const began = this.outages.epoch;
     let r: pg.QueryResult<R>;
     try {
       r = await this.pool.query<R>(text as string, values);
     } catch (err) {
-      throw this.classify(err);
+      throw this.outages.classify(err);
     }
-    this.answered(began);
+    this.outages.answered(began);
     return r;
   }
 
@@ -199,13 +131,13 @@ export class Db implements Queryable {
    * then the revocation position (always last, held only for the commit).
    */
   async tx<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
-    const began = this.outages;
+    const began = this.outages.epoch;
     try {
       const value = await this.txOnce(fn);
-      this.answered(began);
+      this.outages.answered(began);
       return value;
     } catch (err) {
-      throw this.classify(err);
+      throw this.outages.classify(err);
     }
   }
 

@@ -27,6 +27,7 @@ import type {
   User,
   UserWithSecret,
 } from '../store.js';
+import type { StoreLog } from '../outage.js';
 import * as audit from './audit.js';
 import { Db, LOCK_MIGRATE } from './db.js';
 import * as keys from './keys.js';
@@ -110,6 +111,10 @@ export class PostgresStore implements Store {
 
   setRevocationPolicy(policy: RevocationPolicy): void {
     this.db.policy = policy;
+  }
+
+  setLog(log: StoreLog): void {
+    this.db.setLog(log);
   }
 
   createUser(user: NewUser): Promise<User> {

@@ -4,6 +4,7 @@
  * advisory lock: two nodes scheduling the same rotation, or starting together, add one key (the
  * second sees the first's with the guard), and "one signer at a time" is computed on a stable table.
  */
+import { keyRetired } from '../../revocation/events.js';
 import type { AddKeyGuards, NewSigningKey, SigningKeyRecord } from '../store.js';
 import { KEY_COLS, toKey, type KeyRow } from '../rows.js';
 import { LOCK_KEYS, LOCK_SPACE, type Db, type Queryable, type Tx } from './db.js';
@@ -73,7 +74,7 @@ export function retireSigningKey(db: Db, kid: string, at: number): Promise<Signi
     if (!row) return undefined;
     // the private half goes with the retirement: a retired key must never sign again, on any node
     const r = await tx.query('UPDATE signing_keys SET retired_at = $1, private_key = NULL WHERE kid = $2 AND retired_at IS NULL', [at, kid]);
-    if (r.rowCount === 1) tx.revoke('key', { kid, detail: { initiator: 'admin' } });
+    if (r.rowCount === 1) tx.revoke(keyRetired(kid));
     return toKey(row);
   });
 }

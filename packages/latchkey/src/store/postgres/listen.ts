@@ -48,7 +48,8 @@ export class RevocationListener {
     client.on('error', fail);
     client.on('end', () => fail(new Error('the LISTEN connection to PostgreSQL ended')));
     client.on('notification', (n) => {
-      if (n.channel === REVOCATION_CHANNEL) this.wake();
+      // close() ends the connection asynchronously: a notification may still arrive after it
+      if (n.channel === REVOCATION_CHANNEL && !this.closed) this.wake();
     });
     try {
       await client.connect();

@@ -20,8 +20,9 @@
  * out after its events are pruned (lastRevocationSeq).
  */
 import type pg from 'pg';
-import type { RevocationEvent, RevocationKind } from '../store.js';
-import type { PendingRevocation, Queryable } from './db.js';
+import { toRevocation, type PendingRevocation, type RevocationRow } from '../rows.js';
+import type { RevocationEvent } from '../store.js';
+import type { Queryable } from './db.js';
 
 export async function appendRevocations(client: pg.PoolClient, events: PendingRevocation[]): Promise<void> {
   const r = await client.query<{ last: number }>(
@@ -33,7 +34,7 @@ export async function appendRevocations(client: pg.PoolClient, events: PendingRe
     await client.query(
       `INSERT INTO revocations (seq, at, kind, user_id, sid, kid, tokens_issued_before, until, detail)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-      [++seq, e.at, e.kind, e.userId, e.sid, e.kid, e.tokensIssuedBefore, e.until, JSON.stringify(e.detail)],
+      [++seq, e.at, e.kind, e.userId, e.sid, e.kid, e.tokensIssuedBefore, e.until, e.detail],
     );
   }
   // delivered to every LISTENing node when (and only if) this transaction commits (listen.ts);
@@ -44,34 +45,12 @@ export async function appendRevocations(client: pg.PoolClient, events: PendingRe
 /** The LISTEN/NOTIFY channel a revocation-writing commit notifies (payload: its last position). */
 export const REVOCATION_CHANNEL = 'latchkey_revocations';
 
-interface RevocationRow {
-  seq: number;
-  at: number;
-  kind: RevocationKind;
-  user_id: string | null;
-  sid: string | null;
-  kid: string | null;
-  tokens_issued_before: number | null;
-  until: number;
-  detail: Record<string, unknown>;
-}
-
 export async function listRevocations(db: Queryable, afterSeq: number, limit: number, nowSeconds: number): Promise<RevocationEvent[]> {
   const r = await db.query<RevocationRow>(
     'SELECT * FROM revocations WHERE seq > $1 AND until > $2 ORDER BY seq LIMIT $3',
     [afterSeq, nowSeconds, Math.max(1, limit)],
   );
-  return r.rows.map((row) => ({
-    seq: row.seq,
-    at: row.at,
-    kind: row.kind,
-    userId: row.user_id,
-    sid: row.sid,
-    kid: row.kid,
-    tokensIssuedBefore: row.tokens_issued_before,
-    until: row.until,
-    detail: row.detail,
-  }));
+  return r.rows.map(toRevocation);
 }
 
 export async function lastRevocationSeq(db: Queryable): Promise<number> {

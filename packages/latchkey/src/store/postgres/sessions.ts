@@ -1,9 +1,11 @@
 /** Sessions: create (with the per-user cap), read, touch, end. */
 import { LatchkeyError } from '../../errors.js';
-import { handleKeyRange, handleOf } from '../../sessions/ids.js';
+import { sessionEnded } from '../../revocation/events.js';
+import { handleKeyRange } from '../../sessions/ids.js';
+import { joinedUser, toSession, USER_COLS, type SessionRow, type SessionUserRow } from '../rows.js';
 import type { Session, SessionLimit, SessionWithUser } from '../store.js';
 import type { Db, Queryable, Tx } from './db.js';
-import { joinedUser, leastRecentlyUsedFirst, newestFirst, SESSION_COLS, toSession, USER_COLS, type SessionRow, type SessionUserRow } from './rows.js';
+import { leastRecentlyUsedFirst, newestFirst, SESSION_COLS } from './rows.js';
 import { lockUser, revokeUserTokens } from './users.js';
 
 const RETURNING = 'RETURNING id_hash, user_id, created_at, last_seen_at, expires_at, device, ip, idle_timeout';
@@ -33,7 +35,7 @@ export async function insertSession(tx: Tx, s: Session): Promise<void> {
  */
 export async function evictForNewSession(tx: Tx, userId: string, maxPerUser: number | undefined): Promise<Session[]> {
   if (maxPerUser === undefined) return [];
-  if (!(await lockUser(tx, userId))) throw new LatchkeyError('user_not_found', 'no such user');
+  if ((await lockUser(tx, userId)) === undefined) throw new LatchkeyError('user_not_found', 'no such user');
   const count = await tx.query<{ n: number }>('SELECT COUNT(*)::int AS n FROM sessions WHERE user_id = $1', [userId]);
   const excess = (count.rows[0]?.n ?? 0) - Math.max(1, maxPerUser) + 1;
   if (excess <= 0) return [];
@@ -44,13 +46,8 @@ export async function evictForNewSession(tx: Tx, userId: string, maxPerUser: num
     [userId, excess],
   );
   const evicted = r.rows.map(toSession).sort(leastRecentlyUsedFirst);
-  for (const s of evicted) revokeSession(tx, s, { initiator: 'policy', reason: 'session_limit' });
+  tx.revoke(...evicted.map((s) => sessionEnded(s, 'session_limit')));
   return evicted;
-}
-
-export function revokeSession(tx: Tx, s: Session, detail: Record<string, unknown>): void {
-  // the sid is the domain's handle of the hash (sessions/ids.ts), never recomputed here
-  tx.revoke('session', { userId: s.userId, sid: handleOf(s.idHash), detail });
 }
 
 export async function getSession(db: Queryable, idHash: Buffer): Promise<SessionWithUser | undefined> {
@@ -96,17 +93,18 @@ export function deleteSession(db: Db, idHash: Buffer): Promise<Session | undefin
     const row = r.rows[0];
     if (!row) return undefined;
     const s = toSession(row);
-    revokeSession(tx, s, {});
+    tx.revoke(sessionEnded(s, 'deleted'));
     return s;
   });
 }
 
 export function deleteUserSessions(db: Db, userId: string, except?: Buffer, initiator?: 'user' | 'admin'): Promise<Session[]> {
   return db.tx(async (tx) => {
-    if (!(await lockUser(tx, userId))) return [];
+    const cutoff = await lockUser(tx, userId);
+    if (cutoff === undefined) return [];
     const gone = await deleteUserSessionsIn(tx, userId, except);
     // one user-wide cutoff however many sessions ended (the feed's growth is not the user's to choose)
-    if (gone.length) await revokeUserTokens(tx, 'user', userId, { ...(initiator ? { initiator } : {}), reason: 'signed_out_everywhere' }, gone);
+    if (gone.length) await revokeUserTokens(tx, userId, cutoff, { change: 'signed_out_everywhere', ended: gone, ...(initiator ? { initiator } : {}) });
     return gone;
   });
 }

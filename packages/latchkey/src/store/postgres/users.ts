@@ -1,9 +1,9 @@
 /** Accounts: create, read, and the changes that end sessions or move the token cutoff. */
 import { LatchkeyError } from '../../errors.js';
-import { userEventDetails } from '../../revocation/user-events.js';
+import { nextTokenCutoff, passwordChanged, userTokensRevoked, type UserChange } from '../../revocation/events.js';
+import { toUser, type UserRow } from '../rows.js';
 import type { NewUser, Session, User, UserWithSecret } from '../store.js';
 import type { Db, Queryable, Tx } from './db.js';
-import { toUser, type UserRow } from './rows.js';
 import { deleteUserSessionsIn } from './sessions.js';
 
 /** SQLSTATE unique_violation. */
@@ -38,66 +38,61 @@ export async function getUserById(db: Queryable, id: string): Promise<UserWithSe
 
 export function changePassword(db: Db, userId: string, passwordHash: string, keepSession?: Buffer): Promise<Session[]> {
   return db.tx(async (tx) => {
-    const r = await tx.query('UPDATE users SET password_hash = $1 WHERE id = $2', [passwordHash, userId]);
-    if (r.rowCount === 0) throw new LatchkeyError('user_not_found', 'no such user');
-    tx.revoke('credential', { userId, detail: { credential_type: 'password', initiator: 'user' } });
+    const r = await tx.query<CutoffRow>('UPDATE users SET password_hash = $1 WHERE id = $2 RETURNING tokens_not_before', [passwordHash, userId]);
+    if (!r.rows[0]) throw new LatchkeyError('user_not_found', 'no such user');
+    tx.revoke(passwordChanged(userId));
     // one cutoff for the user, not an event per session: the kept session is renewed by the caller,
     // and the renewed session's tokens are minted after the cutoff
     const ended = await deleteUserSessionsIn(tx, userId, keepSession);
-    await revokeUserTokens(tx, 'user', userId, { initiator: 'user', reason: 'password_changed' }, ended);
+    await revokeUserTokens(tx, userId, r.rows[0].tokens_not_before, { change: 'password_changed', ended });
     return ended;
   });
 }
 
 export function setUserDisabled(db: Db, userId: string, disabled: boolean): Promise<Session[]> {
   return db.tx(async (tx) => {
-    const r = await tx.query('UPDATE users SET disabled = $1 WHERE id = $2', [disabled, userId]);
-    if (r.rowCount === 0) throw new LatchkeyError('user_not_found', 'no such user');
+    const r = await tx.query<CutoffRow>('UPDATE users SET disabled = $1 WHERE id = $2 RETURNING tokens_not_before', [disabled, userId]);
+    if (!r.rows[0]) throw new LatchkeyError('user_not_found', 'no such user');
     if (!disabled) return [];
     // one event for the user as a whole: it also covers tokens of sessions ended earlier
     const ended = await deleteUserSessionsIn(tx, userId);
-    await revokeUserTokens(tx, 'user', userId, { initiator: 'admin', reason: 'disabled' }, ended);
+    await revokeUserTokens(tx, userId, r.rows[0].tokens_not_before, { change: 'disabled', ended });
     return ended;
   });
 }
 
 export function setUserRoles(db: Db, userId: string, roles: string[]): Promise<boolean> {
   return db.tx(async (tx) => {
-    const r = await tx.query('UPDATE users SET roles = $1 WHERE id = $2', [roles, userId]);
-    if (r.rowCount === 0) return false;
+    const r = await tx.query<CutoffRow>('UPDATE users SET roles = $1 WHERE id = $2 RETURNING tokens_not_before', [roles, userId]);
+    if (!r.rows[0]) return false;
     // tokens carrying the old roles are refused; the issuer signs new ones from the next second
-    await revokeUserTokens(tx, 'claims', userId, { roles });
+    await revokeUserTokens(tx, userId, r.rows[0].tokens_not_before, { change: 'roles_changed', roles });
     return true;
   });
 }
 
-/**
- * Every token of the user issued before the next second is revoked; the issuer never signs an
- * earlier iat again. Strictly past the previous cutoff (see the SQLite adapter): a change in the
- * same second as the last must revoke the tokens minted since. One UPDATE reads and moves the
- * cutoff under the row lock, so concurrent changes on several nodes each move it further.
- */
-export async function revokeUserTokens(
-  tx: Tx,
-  kind: 'user' | 'claims',
-  userId: string,
-  detail: Record<string, unknown>,
-  ended?: readonly Session[],
-): Promise<void> {
-  const nextSecond = Math.floor(tx.now() / 1000) + 1;
-  const r = await tx.query<{ tokens_not_before: number }>(
-    'UPDATE users SET tokens_not_before = GREATEST(tokens_not_before + 1, $1) WHERE id = $2 RETURNING tokens_not_before',
-    [nextSecond, userId],
-  );
-  const cutoff = r.rows[0]?.tokens_not_before;
-  if (cutoff === undefined) return;
-  // a user-wide end of sessions names them (`sids`): see userEventDetails
-  if (ended === undefined) tx.revoke(kind, { userId, tokensIssuedBefore: cutoff, detail });
-  else for (const d of userEventDetails(detail, ended)) tx.revoke(kind, { userId, tokensIssuedBefore: cutoff, detail: d });
+/** The user's token cutoff as the statement that locked the row read it. */
+interface CutoffRow {
+  tokens_not_before: number;
 }
 
-/** Lock the user's row for the rest of the transaction (the first lock, see Db.tx); false if there is no such user. */
-export async function lockUser(tx: Tx, userId: string): Promise<boolean> {
-  const r = await tx.query('SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE', [userId]);
-  return r.rowCount === 1;
+/**
+ * Move the user's token cutoff from `previous` (revocation/events.ts nextTokenCutoff) and write
+ * the change's events. `previous` was read by the statement that locked the user's row (the
+ * change's UPDATE, or lockUser) in this transaction, so concurrent changes on several nodes
+ * read and move the cutoff one after another.
+ */
+export async function revokeUserTokens(tx: Tx, userId: string, previous: number, change: UserChange): Promise<void> {
+  const cutoff = nextTokenCutoff(previous, tx.now());
+  await tx.query('UPDATE users SET tokens_not_before = $1 WHERE id = $2', [cutoff, userId]);
+  tx.revoke(...userTokensRevoked(userId, cutoff, change));
+}
+
+/**
+ * Lock the user's row for the rest of the transaction (the first lock, see Db.tx). Returns the
+ * user's token cutoff (see revokeUserTokens), undefined if there is no such user.
+ */
+export async function lockUser(tx: Tx, userId: string): Promise<number | undefined> {
+  const r = await tx.query<CutoffRow>('SELECT tokens_not_before FROM users WHERE id = $1 FOR NO KEY UPDATE', [userId]);
+  return r.rows[0]?.tokens_not_before;
 }
