@@ -12,8 +12,9 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { createLatchkey } from '../packages/latchkey/src/app.js';
-import { configFlags } from '../packages/latchkey/src/cli/main.js';
-import { sessionView, userView } from '../packages/latchkey/src/http/views.js';
+import { sessionView, userView } from '../packages/latchkey/src/admin/views.js';
+import { configFrom, parse } from '../packages/latchkey/src/cli/command.js';
+import { serveCommand } from '../packages/latchkey/src/cli/serve.js';
 import { handleOf } from '../packages/latchkey/src/sessions/ids.js';
 import type { Session, User } from '../packages/latchkey/src/store/store.js';
 
@@ -36,7 +37,8 @@ async function bare(app: FastifyInstance) {
   );
 }
 
-const { config } = configFlags(process.argv.slice(2));
+// serve's flags (--port, --host, --data-dir, --config), read as serve reads them
+const config = await configFrom(parse(serveCommand, process.argv.slice(2)).values);
 const lk = await createLatchkey(config, { plugins: [bare] });
 await lk.http.listen({ port: config.port, host: config.host });
 process.on('message', (m) => {

@@ -5,6 +5,7 @@
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { AccountService } from './accounts/service.js';
+import { AdminService } from './admin/service.js';
 import { PasswordHasher } from './accounts/passwords.js';
 import type { Config } from './config.js';
 import type { Context } from './http/context.js';
@@ -110,7 +111,8 @@ export async function createLatchkey(config: Config, opts: CreateOptions = {}): 
   }
   const { keys, tokens, refresh, clients, audit } = tokenServices;
   const accounts = new AccountService(store, hasher, config.passwords, config.rateLimit, limiters, audit, now, secrets['device.key']);
-  const context: Context = { config, store, accounts, sessions, csrf, keys, tokens, refresh, clients, audit };
+  const admin = new AdminService(store, sessions, audit);
+  const context: Context = { config, store, accounts, sessions, csrf, keys, tokens, refresh, clients, audit, admin };
 
   // the BFF: session cookie in, a short-lived token per upstream audience out
   const gateway = new GatewayTokens(tokens, sessions, now);

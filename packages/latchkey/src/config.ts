@@ -11,6 +11,7 @@ import { Value } from '@sinclair/typebox/value';
 import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
 import { PRESESSION_COOKIE } from './web/form-tokens.js';
 import { isPostgresUrl } from './store/postgres/url.js';
+import type { EnvName } from './environment.js';
 
 /** Browsers accept a `__Host-` cookie only with Secure, Path=/ and no Domain: no sibling subdomain can set or shadow it. */
 export const HOST_PREFIX = '__Host-';
@@ -283,7 +284,9 @@ export interface ConfigOverrides {
   dataDir?: string | undefined;
 }
 
-const ENV: Record<string, string> = {
+export { ENVIRONMENT, type EnvName } from './environment.js';
+
+const ENV = {
   LATCHKEY_PORT: 'port',
   LATCHKEY_HOST: 'host',
   LATCHKEY_DATA_DIR: 'dataDir',
@@ -291,7 +294,7 @@ const ENV: Record<string, string> = {
   LATCHKEY_ADMIN_KEY: 'adminKey',
   LATCHKEY_LOG_LEVEL: 'logLevel',
   LATCHKEY_TRUST_PROXY: 'trustProxy',
-};
+} satisfies Partial<Record<EnvName, string>>;
 
 /** Build the config from file, env and flags; throws ConfigError naming the bad key. */
 export function loadConfig(

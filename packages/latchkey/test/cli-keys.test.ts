@@ -14,6 +14,7 @@ import { describe, it } from 'node:test';
 import { createLatchkey } from '../src/app.js';
 import { parseConfig } from '../src/config.js';
 import { Database } from '../src/store/sqlite/driver.js';
+import { assertNoJsonInStrings, cliJson } from './cli-helpers.js';
 import { FAST_ARGON2 } from './helpers.js';
 
 const BIN = new URL('../bin/latchkey.js', import.meta.url).pathname;
@@ -130,5 +131,15 @@ describe('latchkey keys: the data-dir checks serve makes', () => {
     const config = parseConfig({ dataDir: dir, logLevel: 'silent', passwords: { argon2: FAST_ARGON2 }, keys: { encryptionKey: kek } });
     const lk = await createLatchkey(config, { logger: false });
     await lk.close();
+  });
+
+  it('keys list --json: each key’s public JWK is an object, no JSON text inside a string', async () => {
+    const dir = await dataDir();
+    const list = await cliJson<{ kid: string; state: string; publicJwk: { kid?: string; kty?: string } }[]>(['keys', 'list', '--json', '--data-dir', dir]);
+    assert.equal(list.length, 1);
+    assert.equal(list[0]!.state, 'active');
+    assert.equal(typeof list[0]!.publicJwk, 'object');
+    assert.equal(list[0]!.publicJwk.kid, list[0]!.kid);
+    assertNoJsonInStrings(list);
   });
 });

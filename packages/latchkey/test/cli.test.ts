@@ -5,6 +5,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { ENVIRONMENT } from '../src/environment.js';
+import { runCli } from './cli-helpers.js';
 import { freePort } from './helpers.js';
 
 const BIN = new URL('../bin/latchkey.js', import.meta.url).pathname;
@@ -103,9 +105,79 @@ describe('latchkey serve', () => {
   it('prints help and refuses unknown commands', async () => {
     const h = start(['help']);
     assert.equal(await h.exited, 0);
-    assert.match(h.output(), /latchkey serve/);
+    for (const name of ['serve', 'migrate', 'keys', 'users', 'sessions', 'audit', 'inspect']) assert.match(h.output(), new RegExp(`^  ${name} `, 'm'));
     const u = start(['frobnicate']);
     assert.equal(await u.exited, 2);
   });
 });
 
+/** What each command's help must list: the environment variables it reads. */
+const COMMAND_ENV: Record<string, readonly string[]> = {
+  serve: Object.keys(ENVIRONMENT),
+  migrate: ['LATCHKEY_CONFIG', 'LATCHKEY_DATA_DIR', 'LATCHKEY_DATABASE_URL'],
+  keys: ['LATCHKEY_CONFIG', 'LATCHKEY_DATA_DIR', 'LATCHKEY_DATABASE_URL', 'LATCHKEY_KEY_ENCRYPTION_KEY'],
+  users: ['LATCHKEY_URL', 'LATCHKEY_ADMIN_KEY', 'LATCHKEY_CONFIG', 'LATCHKEY_DATA_DIR', 'LATCHKEY_DATABASE_URL'],
+  sessions: ['LATCHKEY_URL', 'LATCHKEY_ADMIN_KEY', 'LATCHKEY_CONFIG', 'LATCHKEY_DATA_DIR', 'LATCHKEY_DATABASE_URL'],
+  audit: ['LATCHKEY_URL', 'LATCHKEY_ADMIN_KEY', 'LATCHKEY_CONFIG', 'LATCHKEY_DATA_DIR', 'LATCHKEY_DATABASE_URL'],
+  inspect: [],
+};
+
+describe('latchkey --help, --version, exit codes', () => {
+  it('every command and subcommand answers --help with exit 0: usage, options, the environment it reads, exit codes', async () => {
+    const asks = [
+      ...Object.keys(COMMAND_ENV).flatMap((name) => [[name, '--help'], [name, '-h'], ['help', name]]),
+      ['keys', 'rotate', '--help'],
+      ['keys', 'retire', '--help'],
+      ['users', 'roles', '--help'],
+      ['sessions', 'revoke', '--help'],
+      ['audit', '--follow', '--help'],
+    ];
+    const results = await Promise.all(asks.map(async (args) => [args, await runCli(args)] as const));
+    for (const [args, r] of results) {
+      const name = args[0] === 'help' ? args[1]! : args[0]!;
+      assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+      assert.ok(r.stdout.startsWith(`latchkey ${name}: `), `${args.join(' ')}: ${r.stdout}`);
+      for (const part of ['Usage:', 'Options:', '--help', 'Exit codes:', '  2  usage']) assert.ok(r.stdout.includes(part), `${args.join(' ')} lacks ${part}`);
+      const env = r.stdout.slice(r.stdout.indexOf('\nEnvironment'));
+      const listed = env.match(/^ {2}LATCHKEY_[A-Z_]+/gm)?.map((l) => l.trim()) ?? [];
+      assert.deepEqual(listed.sort(), [...COMMAND_ENV[name]!].sort(), `${args.join(' ')} environment`);
+      if (listed.length === 0) assert.match(env, /Environment: none read/);
+    }
+  });
+
+  it('latchkey --help lists every variable the config reads and every command; --version prints the package version', async () => {
+    const [help, version, short, none, unknownTopic] = await Promise.all([
+      runCli(['--help']),
+      runCli(['--version']),
+      runCli(['-v']),
+      runCli([]),
+      runCli(['help', 'frobnicate']),
+    ]);
+    assert.equal(help.code, 0);
+    for (const name of [...Object.keys(ENVIRONMENT), 'LATCHKEY_URL']) assert.match(help.stdout, new RegExp(`^  ${name} `, 'm'), name);
+    assert.match(help.stdout, /^Exit codes:$/m);
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    assert.equal(version.code, 0);
+    assert.equal(version.stdout, `latchkey ${pkg.version}\n`);
+    assert.equal(short.stdout, version.stdout);
+    // no command: the help, on stderr, and the usage exit code
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /^Commands:$/m);
+    assert.equal(unknownTopic.code, 2);
+  });
+
+  it('config.ts reads no LATCHKEY_ variable that the help does not list', () => {
+    const source = readFileSync(new URL('../src/config.ts', import.meta.url), 'utf8');
+    const read = new Set(source.match(/LATCHKEY_[A-Z_]+/g));
+    assert.ok(read.size >= 10, 'found the variables');
+    for (const name of read) assert.ok(Object.hasOwn(ENVIRONMENT, name), `${name} is read but not in ENVIRONMENT`);
+  });
+
+  it('an unknown flag is a usage error (exit 2) naming it, for every command', async () => {
+    const results = await Promise.all(Object.keys(COMMAND_ENV).map(async (name) => [name, await runCli([name, ...(name === 'keys' ? ['list'] : name === 'users' ? ['show', 'u_x'] : name === 'sessions' ? ['list', 'u_x'] : []), '--bogus'])] as const));
+    for (const [name, r] of results) {
+      assert.equal(r.code, 2, `${name}: ${r.stderr}`);
+      assert.match(r.stderr, /bogus/, name);
+    }
+  });
+});

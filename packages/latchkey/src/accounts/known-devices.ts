@@ -15,6 +15,15 @@ const MAC_BYTES = 32;
 const NONCE_CHARS = 22;
 const MAC_CHARS = 43;
 
+const B64URL = /^[A-Za-z0-9_-]+$/;
+
+/** Shaped like a device token (`<nonce>.<mac>`, lengths and alphabet): nothing is checked or decoded. */
+export const looksLikeDeviceToken = (token: string): boolean =>
+  token.length === NONCE_CHARS + 1 + MAC_CHARS &&
+  token[NONCE_CHARS] === '.' &&
+  B64URL.test(token.slice(0, NONCE_CHARS)) &&
+  B64URL.test(token.slice(NONCE_CHARS + 1));
+
 export class KnownDevices {
   constructor(private readonly key: Buffer) {}
 

@@ -25,6 +25,9 @@ export const AUDIT_TYPES = [
 
 export type AuditType = (typeof AUDIT_TYPES)[number];
 
+/** The most events one read of the log returns (a page of GET /v1/admin/audit, of `latchkey audit`). */
+export const AUDIT_PAGE_MAX = 1000;
+
 export interface AuditInput {
   type: AuditType;
   userId?: string | undefined;

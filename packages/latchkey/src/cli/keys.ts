@@ -5,25 +5,34 @@
  * re-reads every second.
  */
 import { resolve } from 'node:path';
-import { AuditLog } from '../audit/log.js';
 import { isLatchkeyError } from '../errors.js';
-import { parseEncryptionKey } from '../keys/material.js';
-import { openAtRest, requireEncryptionKey } from '../keys/at-rest.js';
-import { prepareDataDir, type PreparedDataDir } from '../keys/secrets.js';
+import type { PreparedDataDir } from '../keys/secrets.js';
 import type { KeyView } from '../keys/service.js';
-import { openStore } from '../store/open.js';
-import { createKeyService, revocationRetention } from '../tokens/services.js';
-import { CONFIG_FLAGS, configFlags } from './main.js';
+import { configFrom, EXIT, parse, printJson, showHelp, STORE_OPTIONS, takeOperand, usageError, type CommandSpec } from './command.js';
 
-const USAGE = `  latchkey keys list [--json]
-  latchkey keys rotate [--now]
-  latchkey keys retire [--] <kid>
-`;
+export const keysCommand: CommandSpec = {
+  name: 'keys',
+  summary: 'list, rotate or retire the signing keys',
+  usage: ['latchkey keys list [--json]', 'latchkey keys rotate [--now]', 'latchkey keys retire [--] <kid>'],
+  about: `list    every key and its state (pending, active, retiring, retired)
+rotate  publish the next key; it signs after keys.prePublishSeconds (--now: at once)
+retire  stop a (compromised) key's tokens verifying at once; sessions live on
 
-const KEYS_FLAGS = { now: { type: 'boolean' }, json: { type: 'boolean' } } as const;
-/** Whether `arg` is one of the flags `keys` takes (`--name` or `--name=value`). */
-const isFlag = (arg: string): boolean =>
-  arg.startsWith('--') && Object.hasOwn({ ...CONFIG_FLAGS, ...KEYS_FLAGS }, arg.slice(2).split('=', 1)[0]!);
+Runs beside the server (which re-reads the keys from the store every second), after the checks
+serve makes: the data dir's permissions, and every secret and private key in the store opening
+with LATCHKEY_KEY_ENCRYPTION_KEY (required on PostgreSQL). On SQLite it never creates a data dir:
+a mistyped --data-dir is an error, not a new install.`,
+  options: {
+    json: { type: 'boolean', help: 'list: JSON for scripts (publicJwk as an object)' },
+    now: { type: 'boolean', help: 'rotate: the next key signs from now' },
+    ...STORE_OPTIONS,
+  },
+  env: ['LATCHKEY_CONFIG', 'LATCHKEY_DATA_DIR', 'LATCHKEY_DATABASE_URL', 'LATCHKEY_KEY_ENCRYPTION_KEY'],
+  run: keys,
+};
+
+/** A key for `--json`: its public JWK as an object, not JSON text inside a string. */
+const keyJson = (k: KeyView) => ({ ...k, publicJwk: JSON.parse(k.publicJwk) as Record<string, unknown> });
 
 /** A secret or private key, in the store or a data dir file, that cannot be used as it is: exit 1, naming it. */
 const isAtRestError = (err: unknown): boolean =>
@@ -41,20 +50,28 @@ function table(keys: KeyView[]): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
 }
 
-export async function keysCommand(args: string[]): Promise<number> {
+async function keys(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
+  if (sub === 'help' || sub === '--help' || sub === '-h') return showHelp(keysCommand);
   if (sub !== 'list' && sub !== 'rotate' && sub !== 'retire') {
-    process.stderr.write(`latchkey: keys needs a subcommand\n\nUsage:\n${USAGE}`);
-    return 2;
+    return usageError(keysCommand, sub === undefined ? 'which subcommand?' : `unknown subcommand "${sub}"`);
   }
-  // a kid is base64url and may begin with '-': after `retire` the first argument is the kid unless it is one
-  // of the flags (`latchkey keys retire -- <kid>` works too)
-  let kidArg: string | undefined;
-  if (sub === 'retire' && rest[0] !== undefined && rest[0] !== '--' && !isFlag(rest[0])) kidArg = rest.shift();
-  const flags = configFlags(rest, KEYS_FLAGS);
-  const { config } = flags;
+  // a kid may begin with '-' (base64url)
+  const kidArg = sub === 'retire' ? takeOperand(keysCommand, rest) : undefined;
+  const flags = parse(keysCommand, rest);
+  if (flags.help) return showHelp(keysCommand);
   const positionals = kidArg === undefined ? flags.positionals : [kidArg, ...flags.positionals];
+  if (sub !== 'retire' && positionals.length) return usageError(keysCommand, `unexpected argument "${positionals[0]}"`);
+  if (sub === 'retire' && positionals.length !== 1) return usageError(keysCommand, 'keys retire needs one kid');
   const values = flags.values as { now?: boolean; json?: boolean };
+  const config = await configFrom(flags.values);
+  // loaded here, not for --help
+  const { parseEncryptionKey } = await import('../keys/material.js');
+  const { prepareDataDir } = await import('../keys/secrets.js');
+  const { openAtRest, requireEncryptionKey } = await import('../keys/at-rest.js');
+  const { openStore } = await import('../store/open.js');
+  const { createKeyService, revocationRetention } = await import('../tokens/services.js');
+  const { AuditLog } = await import('../audit/log.js');
   const dataDir = resolve(config.dataDir);
   const kek = parseEncryptionKey(config.keys.encryptionKey);
   const postgres = config.store.kind === 'postgres';
@@ -67,7 +84,7 @@ export async function keysCommand(args: string[]): Promise<number> {
   } catch (err) {
     if (isAtRestError(err) || (err as { code?: string }).code === 'ERR_NO_DATA_DIR') {
       process.stderr.write(`latchkey: ${(err as Error).message}\n`);
-      return 1;
+      return EXIT.failed;
     }
     throw err;
   }
@@ -84,30 +101,25 @@ export async function keysCommand(args: string[]): Promise<number> {
     await keys.reload();
     if (sub === 'list') {
       const list = keys.list();
-      if (values.json) process.stdout.write(JSON.stringify(list, null, 2) + '\n');
+      if (values.json) printJson(list.map(keyJson));
       else if (list.length === 0) process.stdout.write('no signing keys yet: `latchkey serve` creates the first\n');
       else process.stdout.write(table(list));
-      return 0;
+      return EXIT.ok;
     }
     if (sub === 'rotate') {
       const { key, created } = await keys.rotate({ immediately: values.now === true });
       if (created) process.stdout.write(`created ${key.kid} (${key.alg}); it signs from ${iso(key.activatesAt)}\n`);
       else if (key.state === 'active') process.stdout.write(`${key.kid} (${key.alg}) signs from now\n`);
       else process.stdout.write(`${key.kid} is already scheduled to sign from ${iso(key.activatesAt)}; --now starts it at once\n`);
-      return 0;
+      return EXIT.ok;
     }
-    const kid = positionals[0];
-    if (!kid || positionals.length > 1) {
-      process.stderr.write(`latchkey: keys retire needs one kid\n`);
-      return 2;
-    }
-    const key = await keys.retire(kid);
+    const key = await keys.retire(positionals[0]!);
     process.stdout.write(`retired ${key.kid}: JWKS no longer lists it; the server stops using it within a second\n`);
-    return 0;
+    return EXIT.ok;
   } catch (err) {
     if (isLatchkeyError(err) || isAtRestError(err)) {
       process.stderr.write(`latchkey: ${(err as Error).message}\n`);
-      return 1;
+      return EXIT.failed;
     }
     throw err;
   } finally {

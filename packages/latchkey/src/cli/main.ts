@@ -1,145 +1,78 @@
 /**
- * `latchkey <command>`: serve, and operator commands. Each command is a
- * function of its arguments returning an exit code.
+ * `latchkey <command>`: serve, and operator commands. Each command is a CommandSpec (cli/command.ts):
+ * its help, its options, and a function of its arguments returning an exit code.
  */
-import { parseArgs } from 'node:util';
-import { createLatchkey } from '../app.js';
-import { ConfigError, loadConfig, type ConfigOverrides } from '../config.js';
+import { ENVIRONMENT, type EnvName } from '../environment.js';
+import { auditCommand, sessionsCommand, usersCommand } from './admin.js';
+import { CLI_ENVIRONMENT, EXIT, EXIT_HELP, helpText, version, type CommandSpec } from './command.js';
+import { inspectCommand } from './inspect.js';
 import { keysCommand } from './keys.js';
-import { describeStore, openStore } from '../store/open.js';
-import { PostgresStore } from '../store/postgres/index.js';
+import { migrateCommand, serveCommand } from './serve.js';
 
-const HELP = `latchkey: sessions for browsers, short-lived JWTs for services
+export const commands: readonly CommandSpec[] = [
+  serveCommand,
+  migrateCommand,
+  keysCommand,
+  usersCommand,
+  sessionsCommand,
+  auditCommand,
+  inspectCommand,
+];
+
+function mainHelp(): string {
+  const width = Math.max(...commands.map((c) => c.name.length)) + 2;
+  const env = { ...ENVIRONMENT, ...CLI_ENVIRONMENT } as Record<EnvName | keyof typeof CLI_ENVIRONMENT, string>;
+  const envWidth = Math.max(...Object.keys(env).map((e) => e.length)) + 2;
+  return `latchkey ${version()}: sessions for browsers, short-lived JWTs for services
 
 Usage:
-  latchkey serve [--port N] [--host H] [--data-dir DIR] [--config FILE]
-  latchkey migrate                  create or upgrade the store's schema (serve does it too at start)
-  latchkey keys list [--json]       signing keys and their state (pending, active, retiring, retired)
-  latchkey keys rotate [--now]      publish the next key; it signs after keys.prePublishSeconds (or at once)
-  latchkey keys retire <kid>        stop a (compromised) key's tokens verifying; sessions live on
-  latchkey help
+  latchkey <command> [options]
+  latchkey <command> --help         the command's options, environment and exit codes
+  latchkey --version
 
-Options (environment equivalents in brackets):
-  --port N          listen port, default 8080 [LATCHKEY_PORT]
-  --host H          listen address, default 127.0.0.1 [LATCHKEY_HOST]
-  --data-dir DIR    the SQLite store and rate-limit counters, default ./.latchkey (unused on
-                    PostgreSQL) [LATCHKEY_DATA_DIR]
-  --config FILE     JSON config file [LATCHKEY_CONFIG]
-  [LATCHKEY_DATABASE_URL]  postgres://user:password@host:port/db: store everything in PostgreSQL
-                    (several nodes share it) instead of the SQLite file in the data dir
+Commands:
+${commands.map((c) => `  ${c.name.padEnd(width)}${c.summary}\n`).join('')}  ${'help'.padEnd(width)}this help, or a command's: latchkey help <command>
 
-Production: set LATCHKEY_KEY_ENCRYPTION_KEY to 32 random bytes, base64 (openssl rand -base64 32).
-  Private signing keys and secrets live in the store, encrypted with it (plaintext ones from
-  an earlier start are encrypted in place). Without it, serve warns at start on SQLite and
-  refuses to start on PostgreSQL. Files of an earlier latchkey (csrf.key, refresh.key,
-  device.key, keys/) are moved into the store at start. Every start makes the data dir 0700
-  and its files 0600. The keys commands make the same checks (on SQLite, on an existing data
-  dir only: they never create one) and stop on a secret or key that does not open.
-`;
-
-export type Command = (args: string[]) => Promise<number>;
-
-/** Commands added by other modules (keys, ...). */
-export const commands = new Map<string, Command>([
-  ['serve', serve],
-  ['migrate', migrate],
-  ['keys', keysCommand],
-]);
+Environment (each command's help lists those it reads; flags win over them, they win over the config file):
+${Object.entries(env)
+  .map(([name, text]) => `  ${name.padEnd(envWidth)}${text}\n`)
+  .join('')}
+${EXIT_HELP}`;
+}
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (!name || name === 'help' || name === '--help' || name === '-h') {
-    process.stdout.write(HELP);
-    return name ? 0 : 2;
+  if (name === '--version' || name === '-v' || name === 'version') {
+    process.stdout.write(`latchkey ${version()}\n`);
+    return EXIT.ok;
   }
-  const command = commands.get(name);
+  if (name === undefined) {
+    process.stderr.write(mainHelp());
+    return EXIT.usage;
+  }
+  if (name === 'help' || name === '--help' || name === '-h') {
+    const topic = rest[0] === undefined ? undefined : commands.find((c) => c.name === rest[0]);
+    if (rest[0] !== undefined && !topic) {
+      process.stderr.write(`latchkey: no command "${rest[0]}"\n\n${mainHelp()}`);
+      return EXIT.usage;
+    }
+    process.stdout.write(topic ? helpText(topic) : mainHelp());
+    return EXIT.ok;
+  }
+  const command = commands.find((c) => c.name === name);
   if (!command) {
-    process.stderr.write(`latchkey: unknown command "${name}"\n\n${HELP}`);
-    return 2;
+    process.stderr.write(`latchkey: unknown command "${name}"\n\n${mainHelp()}`);
+    return EXIT.usage;
   }
   try {
-    return await command(rest);
+    return await command.run(rest);
   } catch (err) {
-    if (err instanceof ConfigError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`latchkey: ${(err as Error).message}\n`);
-      return 2;
+    // ConfigError's code (config.ts is not loaded for --help); parseArgs' codes for unknown flags
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string' && (code === 'ERR_CONFIG' || code.startsWith('ERR_PARSE_ARGS'))) {
+      process.stderr.write(`latchkey ${command.name}: ${(err as Error).message}\n(latchkey ${command.name} --help for its options)\n`);
+      return EXIT.usage;
     }
     throw err;
-  }
-}
-
-/** Parse the flags every command shares. */
-/** The flags every command that reads the config takes. */
-export const CONFIG_FLAGS = {
-  port: { type: 'string' },
-  host: { type: 'string' },
-  'data-dir': { type: 'string' },
-  config: { type: 'string' },
-} as const;
-
-export function configFlags(args: string[], extra: Record<string, { type: 'string' | 'boolean' }> = {}) {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { ...CONFIG_FLAGS, ...extra },
-  });
-  const overrides: ConfigOverrides = {
-    port: values.port as string | undefined,
-    host: values.host as string | undefined,
-    dataDir: values['data-dir'] as string | undefined,
-    configFile: values.config as string | undefined,
-  };
-  return { config: loadConfig(overrides), values, positionals };
-}
-
-async function serve(args: string[]): Promise<number> {
-  const { config } = configFlags(args);
-  const lk = await createLatchkey(config);
-  await lk.http.listen({ port: config.port, host: config.host });
-  // describeStore never shows a database password
-  lk.http.log.info({ issuer: config.issuer, dataDir: config.dataDir, store: describeStore(config) }, 'latchkey ready');
-  await new Promise<void>((resolveStop) => {
-    const stop = (signal: string) => {
-      lk.http.log.info({ signal }, 'shutting down');
-      // stop accepting, finish in-flight requests, close the store
-      lk.close().then(resolveStop, (err: unknown) => {
-        lk.http.log.error({ err }, 'shutdown failed');
-        resolveStop();
-      });
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
-  return 0;
-}
-
-/**
- * Apply pending schema migrations and exit. Safe to run from several nodes at once: on
- * PostgreSQL they take turns under an advisory lock and each version is applied once.
- */
-async function migrate(args: string[]): Promise<number> {
-  const { config, positionals } = configFlags(args);
-  if (positionals.length) {
-    process.stderr.write(`latchkey migrate: unexpected argument\n`);
-    return 2;
-  }
-  const store = openStore(config);
-  try {
-    if (store instanceof PostgresStore) {
-      const { from, to } = await store.migrateWithReport();
-      process.stdout.write(
-        from === to ? `schema at version ${to}, nothing to do (${describeStore(config)})\n` : `schema migrated from version ${from} to ${to} (${describeStore(config)})\n`,
-      );
-    } else {
-      await store.migrate();
-      process.stdout.write(`schema up to date (${describeStore(config)})\n`);
-    }
-    return 0;
-  } catch (err) {
-    // the driver's messages name the host and user at most, never the password; say which store
-    process.stderr.write(`latchkey migrate: ${(err as Error).message} (${describeStore(config)})\n`);
-    return 1;
-  } finally {
-    await store.close();
   }
 }

@@ -1,4 +1,5 @@
 import type { AccountService } from '../accounts/service.js';
+import type { AdminService } from '../admin/service.js';
 import type { AuditLog } from '../audit/log.js';
 import type { Config } from '../config.js';
 import type { KeyService } from '../keys/service.js';
@@ -22,6 +23,8 @@ export interface Context {
   refresh: RefreshService;
   clients: ClientRegistry;
   audit: AuditLog;
+  /** Operators' actions: the admin API and the CLI call the same service. */
+  admin: AdminService;
 }
 
 export type Auth = AuthenticatedSession;

@@ -18,7 +18,3 @@ export const PasswordChange = Type.Object(
 
 export const HandleParams = Type.Object({ handle: Type.String({ minLength: 1, maxLength: 64 }) });
 export const UserParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
-export const Roles = Type.Object(
-  { roles: Type.Array(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9:._-]+$' }), { maxItems: 32, uniqueItems: true }) },
-  { additionalProperties: false },
-);

@@ -82,6 +82,9 @@ interface ParsedToken {
   familyKeyHash: Buffer;
 }
 
+/** Shaped like one of our refresh tokens (length and alphabet): nothing is decoded. */
+export const looksLikeRefreshToken = (token: string): boolean => token.length === TOKEN_LENGTH && B64URL.test(token);
+
 /** Split a presented token; undefined when it cannot be one of ours. */
 export function parseRefreshToken(token: string): ParsedToken | undefined {
   if (token.length !== TOKEN_LENGTH || !B64URL.test(token)) return undefined;

@@ -7,7 +7,7 @@ import { acceptEmptyJson } from '../bodyless.js';
 import type { Context } from '../context.js';
 import { Credentials, PasswordChange } from '../schemas.js';
 import { deviceCookie, endSession, startSession as start } from '../signin.js';
-import { sessionView, userView } from '../views.js';
+import { sessionView, userView } from '../../admin/views.js';
 
 /** Sign-up, login, logout, password change: JSON API under /v1. */
 export async function accountRoutes(app: FastifyInstance, ctx: Context) {

@@ -5,7 +5,7 @@ import { sessionHooks } from '../auth.js';
 import { acceptEmptyJson } from '../bodyless.js';
 import type { Context } from '../context.js';
 import { HandleParams } from '../schemas.js';
-import { sessionView, userView } from '../views.js';
+import { sessionView, userView } from '../../admin/views.js';
 
 /** The signed-in user's own sessions: who am I, my devices, end one or all others. */
 export async function sessionRoutes(app: FastifyInstance, ctx: Context) {
