@@ -82,7 +82,7 @@ export class RedisConnection {
       return;
     }
     this.pending = undefined;
-    this.log.error({ err }, `redis unavailable (${what}): rate limits fall back to this node's own limiter until it is back`);
+    this.log.error({ err }, `redis unavailable (${what}): rate limits fall back to the store's limiter until it is back (the shared rate_limits table on PostgreSQL, this node's ratelimits.sqlite on SQLite)`);
   }
 
   /** A command was answered: an outage seen only as timeouts (the connection stayed up) is over. */
@@ -94,7 +94,7 @@ export class RedisConnection {
     this.pending = undefined;
     if (!this.down) return;
     this.down = false;
-    this.log?.warn('redis recovered: rate limits are shared through it again');
+    this.log?.warn('redis recovered: rate limits are counted in it again');
   }
 
   /** Whether an outage is under way (tests, health). */
