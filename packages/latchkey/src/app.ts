@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { AccountService } from './accounts/service.js';
 import { AdminService } from './admin/service.js';
-import { PasswordHasher } from './accounts/passwords.js';
+import { defaultHashConcurrency, PasswordHasher } from './accounts/passwords.js';
 import type { Config } from './config.js';
 import type { Context } from './http/context.js';
 import { CsrfGuard } from './http/csrf.js';
@@ -93,7 +93,8 @@ export async function createLatchkey(config: Config, opts: CreateOptions = {}): 
   await redis?.settled(2000);
   const limiters: LimiterBackend = redis ? new RedisLimiterBackend(redis.client, localLimiters, redis, config.redis!.keyPrefix) : localLimiters;
 
-  const hasher = new PasswordHasher(config.passwords.argon2);
+  // libuv's pool has UV_THREADPOOL_SIZE threads (4 unless the operator set it before start)
+  const hasher = new PasswordHasher(config.passwords.argon2, defaultHashConcurrency(Number(process.env.UV_THREADPOOL_SIZE) || 4));
   const closeLimiters = async () => {
     await redis?.close();
     await limiters.close();

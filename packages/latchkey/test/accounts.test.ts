@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { webcrypto } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { PasswordHasher, checkPasswordPolicy } from '../src/accounts/passwords.js';
 import { normaliseEmail } from '../src/accounts/email.js';
@@ -52,6 +53,18 @@ describe('sign-up and login', () => {
     }
     const median = (xs: number[]) => xs.sort((a, b) => a - b)[2]!;
     assert.ok(median(unknown) > 0.5 * median(known), `unknown ${median(unknown)} ms vs known ${median(known)} ms`);
+  });
+
+  it('a burst of hashes leaves the thread pool room: a Web Crypto PBKDF2 (what node-postgres runs for a SCRAM handshake) started after 40 hashes finishes before most of them', async () => {
+    const hasher = new PasswordHasher({ memoryKiB: 19456, iterations: 2, parallelism: 1 });
+    let done = 0;
+    const burst = Array.from({ length: 40 }, () => hasher.hash('a burst of sign-ins').then(() => done++));
+    const key = await webcrypto.subtle.importKey('raw', Buffer.from('not a password'), 'PBKDF2', false, ['deriveBits']);
+    await webcrypto.subtle.deriveBits({ name: 'PBKDF2', hash: 'SHA-256', salt: Buffer.from('salt'), iterations: 4096 }, key, 256);
+    const doneBefore = done;
+    await Promise.all(burst);
+    assert.equal(done, 40);
+    assert.ok(doneBefore < 20, `the handshake's PBKDF2 finished after ${doneBefore} of 40 hashes`);
   });
 
   it('stores argon2id hashes with the configured parameters', async () => {

@@ -3,6 +3,7 @@
  * blocklist of common passwords, no composition rules).
  */
 import { hash, verify } from '@node-rs/argon2';
+import pLimit, { type LimitFunction } from 'p-limit';
 
 /** Algorithm.Argon2id; the package exports it as a const enum, which isolated modules cannot read. */
 const ARGON2ID = 2;
@@ -30,36 +31,60 @@ async function commonPasswords(): Promise<Set<string>> {
   return common;
 }
 
+/**
+ * argon2id jobs go to libuv's thread pool, and Web Crypto's jobs queue behind them: node-postgres
+ * derives its SCRAM key with Web Crypto's PBKDF2. Unbounded, a burst of sign-ins queues hundreds
+ * of hashes ahead of a new database connection's handshake, which then times out, and the
+ * logins of the burst answer 503 although PostgreSQL is fine (test/accounts.test.ts shows the
+ * queueing). Jobs past the cap wait in JavaScript instead, and the other
+ * threads stay free. Hashes are CPU-bound, so on a machine with fewer cores than threads the cap
+ * costs no throughput.
+ */
+export function defaultHashConcurrency(threadPoolSize: number): number {
+  return Math.max(1, threadPoolSize - 1);
+}
+
 export class PasswordHasher {
   private readonly options: Parameters<typeof hash>[1];
   /** A hash of a random password, verified against when the user is unknown, so both paths cost the same. */
   private dummy: Promise<string>;
+  private readonly limit: LimitFunction;
 
-  constructor(params: Argon2Params) {
+  /** `maxConcurrent`: argon2id jobs on the thread pool at once (defaultHashConcurrency). */
+  constructor(params: Argon2Params, maxConcurrent = defaultHashConcurrency(4)) {
     this.options = {
       algorithm: ARGON2ID,
       memoryCost: params.memoryKiB,
       timeCost: params.iterations,
       parallelism: params.parallelism,
     };
-    this.dummy = hash(crypto.randomUUID(), this.options);
+    this.limit = pLimit(Math.max(1, maxConcurrent));
+    this.dummy = this.limit(() => hash(crypto.randomUUID(), this.options));
   }
 
   hash(password: string): Promise<string> {
-    return hash(password, this.options);
+    return this.limit(() => hash(password, this.options));
+  }
+
+  /** Jobs waiting for a place on the thread pool (not counting those running). */
+  get queued(): number {
+    return this.limit.pendingCount;
   }
 
   /** Constant-time verify; `undefined` hash means "no such user" and still costs one verify. */
   async verify(passwordHash: string | undefined, password: string): Promise<boolean> {
     if (passwordHash === undefined) {
-      await verify(await this.dummy, password);
+      const dummy = await this.dummy;
+      await this.limit(() => verify(dummy, password));
       return false;
     }
-    try {
-      return await verify(passwordHash, password);
-    } catch {
-      return false;
-    }
+    return this.limit(async () => {
+      try {
+        return await verify(passwordHash, password);
+      } catch {
+        return false;
+      }
+    });
   }
 }
 
