@@ -2,12 +2,11 @@
 // `npm test`: build, check what the suite needs, start throwaway PostgreSQL and Redis servers,
 // run every test file with node's test runner, stop the servers.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { connect } from 'node:net';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort, postgresBin, startPostgres } from './pg-server.mjs';
+import { postgresBin, startPostgres } from './pg-server.mjs';
+import { startRedis } from './redis-server.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
 process.chdir(root);
@@ -100,7 +99,7 @@ process.on('SIGTERM', onSignal);
 let env;
 try {
   const pg = (await startPostgres(servicesDir, stops)).url;
-  const redis = await startRedis(servicesDir, stops);
+  const redis = (await startRedis(servicesDir, stops)).url;
   env = { LATCHKEY_TEST_DATABASE_URL: pg, LATCHKEY_TEST_REDIS_URL: redis };
 } catch (err) {
   await stopServices();
@@ -120,42 +119,4 @@ if (!exiting) {
   exiting = true;
   await stopServices();
   process.exit(code);
-}
-
-/** redis-server in the foreground, as a child: no persistence, loopback only. */
-async function startRedis(dir, stops) {
-  const port = await freePort();
-  const data = join(dir, 'redis');
-  mkdirSync(data, { mode: 0o700 });
-  const server = spawn('redis-server', [
-    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', data,
-    '--logfile', join(dir, 'redis.log'),
-  ], { cwd: data, stdio: 'ignore' });
-  let exited = false;
-  server.on('exit', () => { exited = true; });
-  stops.push(() => new Promise((resolve) => {
-    if (exited) return resolve();
-    server.once('exit', () => resolve());
-    server.kill('SIGTERM');
-  }));
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (exited) throw new Error('redis-server exited at start');
-    if (await redisPing(port)) break;
-    if (Date.now() > deadline) throw new Error('Redis did not answer within 30 s');
-    await sleep(100);
-  }
-  return `redis://127.0.0.1:${port}`;
-}
-
-function redisPing(port) {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    let buf = '';
-    socket.setTimeout(1000);
-    socket.on('connect', () => socket.write('PING\r\n'));
-    socket.on('data', (d) => { buf += d; if (buf.includes('\r\n')) { socket.destroy(); resolve(buf.startsWith('+PONG')); } });
-    socket.on('error', () => resolve(false));
-    socket.on('timeout', () => { socket.destroy(); resolve(false); });
-  });
 }
