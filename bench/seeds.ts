@@ -18,8 +18,10 @@
  * carrying one of the users' credentials, with the server side pinned to CPU 1
  * and wrk to CPU 0; then sessions are revoked and the route is asked until it
  * refuses. Server CPU time comes from /proc for every process of the stack.
- * Then: argon2id verifications alone at the same concurrency (the limit of
- * logins/s), and the store bytes of MEMORY_SESSIONS live sessions.
+ * Two baselines run only the request phase: the same route with no auth on
+ * Express and on Fastify. Then: argon2id verifications alone at the same
+ * concurrency (the limit of logins/s), and the store bytes of MEMORY_SESSIONS
+ * live sessions.
  * Writes bench/results/seeds.md, seeds.json and the charts in bench/results/seeds/.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -61,13 +63,19 @@ const SERIES: Record<string, Series> = {
   'latchkey-sqlite': { label: 'latchkey cookie, SQLite', color: '#1f5fa8' },
   'latchkey-postgres': { label: 'latchkey cookie, PostgreSQL + Redis', color: '#5b9bd5' },
   'latchkey-tokens': { label: 'latchkey token + @latchkey/verify', color: '#2e9e8f' },
+  'express-bare': { label: 'Express, no auth (baseline)', color: '#e0c9a6' },
+  'fastify-bare': { label: 'Fastify, no auth (baseline)', color: '#a6c8e0' },
 };
+
+type Signed = StackResult & { signIn: NonNullable<StackResult['signIn']> };
 
 interface StackResult {
   id: string;
   label: string;
   revocationHow: string;
-  signIn: {
+  baseline: boolean;
+  /** none for the no-auth baselines */
+  signIn?: {
     oneAtATimeMs: number[];
     burstSeconds: number;
     loginsPerSecond: number;
@@ -77,7 +85,6 @@ interface StackResult {
     /** server CPU ms per sign-in, by process */
     cpuMs: Record<string, number>;
   };
-  accepted: number;
   requests: WrkResult & { cpuUs: Record<string, number>; cpuUsTotal: number };
   wire: { credentialHeader: string; mean: number; min: number; max: number };
   /** resident memory of each process group after the authenticated run, bytes */
@@ -121,14 +128,31 @@ async function runStack(c: Contender, env: Env): Promise<StackResult> {
       return { value, seconds };
     };
 
-    const oneAtATimeMs = await oneAtATime(range(VUS, VUS + PROBES), r.signIn);
-    log(`${c.label}: ${VUS} sign-ins at once`);
-    const b = await cpuByRole(() => burst(range(0, VUS), r.signIn));
-    const creds = b.value.credentials.filter((x): x is Credential => x !== undefined);
-    log(`${c.label}: ${creds.length} signed in in ${b.value.seconds.toFixed(1)} s (${b.value.failures} failed${b.value.firstFailure ? `: ${b.value.firstFailure}` : ''})`);
-    if (creds.length === 0) throw new Error(`${c.label}: no sign-in succeeded`);
-    const ok = await accepted(r.me, creds);
-    if (ok !== creds.length) throw new Error(`${c.label}: ${creds.length - ok} of ${creds.length} fresh credentials refused before the load`);
+    let signIn: StackResult['signIn'];
+    let creds: Credential[];
+    if (c.baseline) {
+      // the same number of distinct header values as the stacks send credentials, which this route ignores
+      creds = range(0, VUS).map((i) => ({ header: 'Cookie', value: `user=vu${i}` }));
+    } else {
+      const oneAtATimeMs = await oneAtATime(range(VUS, VUS + PROBES), r.signIn);
+      log(`${c.label}: ${VUS} sign-ins at once`);
+      const b = await cpuByRole(() => burst(range(0, VUS), r.signIn));
+      creds = b.value.credentials.filter((x): x is Credential => x !== undefined);
+      log(`${c.label}: ${creds.length} signed in in ${b.value.seconds.toFixed(1)} s (${b.value.failures} failed${b.value.firstFailure ? `: ${b.value.firstFailure}` : ''})`);
+      if (creds.length === 0) throw new Error(`${c.label}: no sign-in succeeded`);
+      const ok = await accepted(r.me, creds);
+      if (ok !== creds.length) throw new Error(`${c.label}: ${creds.length - ok} of ${creds.length} fresh credentials refused before the load`);
+      const latencies = b.value.latencies;
+      signIn = {
+        oneAtATimeMs,
+        burstSeconds: b.value.seconds,
+        loginsPerSecond: latencies.length / b.value.seconds,
+        failures: b.value.failures,
+        ...(b.value.firstFailure ? { firstFailure: b.value.firstFailure } : {}),
+        percentiles: SIGNIN_PERCENTILES.map((p) => [p, pct(latencies, p)]),
+        cpuMs: Object.fromEntries(Object.entries(b.seconds).map(([k, s]) => [k, (s * 1000) / Math.max(1, latencies.length)])),
+      };
+    }
 
     const header = creds[0]!.header;
     const serverPids = groups().flatMap((g) => g.pids);
@@ -167,21 +191,12 @@ async function runStack(c: Contender, env: Env): Promise<StackResult> {
       const asc = (a: number, b2: number) => a - b2;
       revocation = { fromStart: fromStart.sort(asc), afterReturn: afterReturn.sort(asc), timeouts };
     }
-    const latencies = b.value.latencies;
     return {
       id: c.id,
       label: c.label,
       revocationHow: c.revocation,
-      signIn: {
-        oneAtATimeMs,
-        burstSeconds: b.value.seconds,
-        loginsPerSecond: latencies.length / b.value.seconds,
-        failures: b.value.failures,
-        ...(b.value.firstFailure ? { firstFailure: b.value.firstFailure } : {}),
-        percentiles: SIGNIN_PERCENTILES.map((p) => [p, pct(latencies, p)]),
-        cpuMs: Object.fromEntries(Object.entries(b.seconds).map(([k, s]) => [k, (s * 1000) / Math.max(1, latencies.length)])),
-      },
-      accepted: ok,
+      baseline: c.baseline === true,
+      ...(signIn ? { signIn } : {}),
       requests: { ...w.value, cpuUs, cpuUsTotal: Object.values(cpuUs).reduce((a, x) => a + x, 0) },
       wire: { credentialHeader: header, mean: lines.reduce((a, x) => a + x, 0) / lines.length, min: Math.min(...lines), max: Math.max(...lines) },
       rss,
@@ -333,6 +348,8 @@ interface Everything {
 async function write(all: Everything) {
   const { results, raw, memory, versionList, started, load0, load1, wrkV } = all;
   const series = results.map((r) => SERIES[r.id]!);
+  const signed = results.filter((r): r is Signed => r.signIn !== undefined);
+  const signedSeries = signed.map((r) => SERIES[r.id]!);
   const name = (r: { id: string }) => SERIES[r.id]!.label;
   const by = (id: string) => results.find((r) => r.id === id);
   const charts = join(OUT, 'seeds');
@@ -361,8 +378,8 @@ async function write(all: Everything) {
       percentileChart(
         `Sign-in latency, ${VUS.toLocaleString('en-US')} users signing in at once`,
         `${oneRun}; argon2id m=${ARGON2.memoryKiB} KiB, t=${ARGON2.iterations}, p=${ARGON2.parallelism} in every stack`,
-        series,
-        results.flatMap((r) => r.signIn.percentiles.map(([p, v]) => ({ stack: name(r), p, ms: v }))),
+        signedSeries,
+        signed.flatMap((r) => r.signIn.percentiles.map(([p, v]) => ({ stack: name(r), p, ms: v }))),
       ),
     ),
     throughput: await toSvg(
@@ -378,8 +395,8 @@ async function write(all: Everything) {
         title: 'Sign-ins per second against argon2id verifications alone',
         subtitle: `${oneRun}; dashed: argon2id verifications/s, ${VUS.toLocaleString('en-US')} in flight, nothing else`,
         xTitle: 'completed sign-ins per second (higher is better)',
-        series,
-        rows: results.map((r) => ({ stack: name(r), value: r.signIn.loginsPerSecond, text: `${f1(r.signIn.loginsPerSecond)}/s` })),
+        series: signedSeries,
+        rows: signed.map((r) => ({ stack: name(r), value: r.signIn.loginsPerSecond, text: `${f1(r.signIn.loginsPerSecond)}/s` })),
         rule: { value: raw.perSecond, text: `argon2id alone ${f1(raw.perSecond)}/s` },
       }),
     ),
@@ -395,8 +412,8 @@ async function write(all: Everything) {
   };
   for (const [file, svg] of Object.entries(svgs)) writeFileSync(join(charts, `${file}.svg`), svg);
 
-  const es = by('express-session');
-  const lk = by('latchkey-sqlite');
+  const es = by('express-session') as Signed | undefined;
+  const lk = by('latchkey-sqlite') as Signed | undefined;
   const targetLines: string[] = [];
   if (es && lk) {
     const ratio = lk.requests.rps / es.requests.rps;
@@ -407,13 +424,20 @@ async function write(all: Everything) {
         (met ? '.' : ` (${ratio < 3 ? 'throughput ratio below 3' : ''}${ratio < 3 && lk.requests.p99 >= es.requests.p99 ? ', ' : ''}${lk.requests.p99 >= es.requests.p99 ? 'p99 not lower' : ''}).`),
     );
     const es2 = es.requests.cpuUsTotal;
+    const exb = by('express-bare');
+    const fb = by('fastify-bare');
+    if (exb && fb) {
+      targetLines.push(
+        `The frameworks alone (the same route, no auth): Express ${f0(exb.requests.rps)} req/s and ${f1(exb.requests.cpuUsTotal)} µs per request, Fastify ${f0(fb.requests.rps)} req/s and ${f1(fb.requests.cpuUsTotal)} µs. express-session + connect-redis keeps ${f2(es.requests.rps / exb.requests.rps)} of bare Express's req/s, latchkey's cookie route ${f2(lk.requests.rps / fb.requests.rps)} of bare Fastify's: part of the ratio above is Express against Fastify, not sessions against sessions.`,
+      );
+    }
     targetLines.push(
       `Server CPU per request (every process of the stack): latchkey ${f1(lk.requests.cpuUsTotal)} µs, express-session + connect-redis ${f1(es2)} µs (${f2(es2 / lk.requests.cpuUsTotal)}x); on a machine where the server side is CPU-bound this ratio is the throughput ratio.`,
     );
   }
 
   const seedsRows: string[] = [];
-  const jwtH = by('jwt-hs256');
+  const jwtH = by('jwt-hs256') as Signed | undefined;
   if (es && jwtH) {
     seedsRows.push(
       `| Login latency at 2,000 concurrent users: JWT 300 ms, Cookie/Passport.js 420 ms | sign-in p50 with ${VUS.toLocaleString('en-US')} users at once: jsonwebtoken HS256 ${ms(jwtH.signIn.percentiles.find(([p]) => p === 50)![1])} ms, express-session ${ms(es.signIn.percentiles.find(([p]) => p === 50)![1])} ms; one at a time: ${ms(pct(jwtH.signIn.oneAtATimeMs, 50))} ms and ${ms(pct(es.signIn.oneAtATimeMs, 50))} ms. Sign-in time is argon2id's: ${f1(raw.perSecond)} verifications/s on this machine bound every stack alike. |`,
@@ -432,7 +456,7 @@ async function write(all: Everything) {
       `| Per request: 32 bytes (session ID) vs 300-700 bytes (JWT) | credential header per request: express-session ${f0(es.wire.mean)} bytes, jsonwebtoken HS256 ${f0(jwtH.wire.mean)}${by('jwt-rs256') ? `, RS256 ${f0(by('jwt-rs256')!.wire.mean)}` : ''}${lkw ? `, latchkey cookies ${f0(lkw.mean)}` : ''}${by('latchkey-tokens') ? `, latchkey access token ${f0(by('latchkey-tokens')!.wire.mean)}` : ''} (header name, value and CRLF) |`,
     );
     seedsRows.push(
-      `| A session lookup adds ~1-5 ms per request | at ${VUS.toLocaleString('en-US')} connections, p50: express-session ${ms(es.requests.p50)} ms, jsonwebtoken HS256 ${ms(jwtH.requests.p50)} ms${lk ? `, latchkey cookie ${ms(lk.requests.p50)} ms` : ''} (queueing for one core dominates; the CPU column is the per-request cost) |`,
+      `| A session lookup adds ~1-5 ms per request | server CPU per request, express-session + connect-redis (Redis included) minus jsonwebtoken HS256 on the same Express: ${f0(es.requests.cpuUsTotal - jwtH.requests.cpuUsTotal)} µs${lk ? `; latchkey's cookie route in all: ${f0(lk.requests.cpuUsTotal)} µs` : ''}. Latency at ${VUS.toLocaleString('en-US')} connections is mostly queueing for the one server core (p50: express-session ${ms(es.requests.p50)} ms, jsonwebtoken HS256 ${ms(jwtH.requests.p50)} ms${lk ? `, latchkey cookie ${ms(lk.requests.p50)} ms` : ''}) |`,
     );
   }
 
@@ -457,6 +481,7 @@ async function write(all: Everything) {
     `- Each stack's servers run as child processes. Sign-in phase: all ${VUS.toLocaleString('en-US')} users start their sign-in at once, each on a connection of its own (Node's HTTP client); servers may use both cores. Authenticated phase: ${wrkV ? `wrk ${wrkV.split(' ').slice(0, 2).join(' ')} (1 thread` : '**autocannon** (wrk is not installed; one JavaScript thread in the runner, likely the bottleneck'}, ${VUS.toLocaleString('en-US')} connections, ${WARMUP} s warm-up, a ${SETTLE_MS / 1000} s pause, then ${SECONDS} s measured, request i carries user i mod ${VUS.toLocaleString('en-US')}'s credential)${wrkV && canPin() ? ' pinned to CPU 0' : ''}, ${canPin() ? 'every server-side process of the stack (app, Redis, PostgreSQL, verifier) pinned to CPU 1' : 'nothing pinned (taskset not available)'}.`,
     '- Server CPU µs per request: utime + stime from /proc/<pid>/stat of every process of the stack (PostgreSQL: the postmaster and its backends) over the measured run, divided by the requests wrk completed.',
     `- Every server listens with backlog 4096 (Node's default 511 overflows when ${VUS.toLocaleString('en-US')} clients connect at once, whatever the stack).`,
+    '- Baselines: the same route with no authentication, on Express and on Fastify (each in a server of its own, only the request phase, requests carrying a cookie the route ignores), so the framework\'s share of a stack\'s cost is visible.',
     `- The authenticated route answers \`{"ok":true,"sub":"<user id>"}\` in every stack: Express \`GET /me\`; latchkey \`GET /bench/me\` behind its session hook; the token stack's Fastify \`GET /me\` behind @latchkey/verify's plugin.`,
     `- express-session: resave and saveUninitialized false, connect-redis defaults (touch on: each request is a Redis GET and an EXPIRE), cookie HttpOnly, SameSite=Lax, maxAge ${IDLE_SECONDS / 3600} h (latchkey's idle timeout); passport.session() deserializes the user from memory.`,
     `- jsonwebtoken: the seeds' middleware (split the Authorization header, \`jwt.verify\` with the algorithm pinned); HS256 with a 32-byte secret, RS256 with a 2048-bit key; tokens \`{sub, role, iat, exp}\`, exp ${JWT_LIFETIME_SECONDS / 60} minutes.`,
@@ -473,10 +498,10 @@ async function write(all: Everything) {
     ...results.map((r) => {
       const e = r.requests.errors;
       const p999 = r.requests.percentiles.find(([p]) => p === 99.9)![1];
-      return `| ${r.label} | ${f0(r.requests.rps)} | ${ms(r.requests.p50)} | ${ms(r.requests.p99)} | ${ms(p999)} | ${roleCols(r)} | ${f1(r.requests.cpuUsTotal)} | ${e.connect + e.read + e.write + e.timeout} / ${e.status} | ${f0(r.wire.mean)}${r.wire.min !== r.wire.max ? ` (${r.wire.min}-${r.wire.max})` : ''} | ${f0(r.requests.responseBytes)} |`;
+      return `| ${r.label} | ${f0(r.requests.rps)} | ${ms(r.requests.p50)} | ${ms(r.requests.p99)} | ${ms(p999)} | ${roleCols(r)} | ${f1(r.requests.cpuUsTotal)} | ${e.connect + e.read + e.write + e.timeout} / ${e.status} | ${r.baseline ? '-' : `${f0(r.wire.mean)}${r.wire.min !== r.wire.max ? ` (${r.wire.min}-${r.wire.max})` : ''}`} | ${f0(r.requests.responseBytes)} |`;
     }),
     '',
-    `Credential bytes: the \`${'Cookie'}\` or \`Authorization\` header line as sent (name, value, CRLF), averaged over the users. Response bytes: what the load generator read per response (status line, headers, body).`,
+    'Credential bytes: the `Cookie` or `Authorization` header line as sent (name, value, CRLF), averaged over the users. Response bytes: what the load generator read per response (status line, headers, body). A request unanswered after 10 s counts as a socket error (timeout) and is left out of the latency percentiles by the load generator: read p99 together with the errors column.',
     '',
     '![Request latency percentiles](seeds/request-latency.svg)',
     '',
@@ -486,7 +511,7 @@ async function write(all: Everything) {
     '',
     `| stack | one at a time, p50 ms | all at once: p50 ms | p99 ms | max ms | sign-ins/s | / argon2id alone | server CPU ms per sign-in | failed |`,
     '|---|---:|---:|---:|---:|---:|---:|---|---:|',
-    ...results.map((r) => {
+    ...signed.map((r) => {
       const at = (p: number) => r.signIn.percentiles.find(([q]) => q === p)![1];
       const cpu = Object.entries(r.signIn.cpuMs)
         .map(([k, v]) => `${k} ${f1(v)}`)
@@ -513,13 +538,13 @@ async function write(all: Everything) {
     '',
     '| stack | resident memory |',
     '|---|---|',
-    ...results.map((r) => `| ${r.label} | ${Object.entries(r.rss).map(([k, b]) => `${k} ${mib(b)} MiB`).join(', ')} |`),
+    ...signed.map((r) => `| ${r.label} | ${Object.entries(r.rss).map(([k, b]) => `${k} ${mib(b)} MiB`).join(', ')} |`),
     '',
     '## From "revoke" to refused',
     '',
     '| stack | how | rounds | from the revoke call: p50 ms | max ms | accepted after the call returned: p50 ms | max ms |',
     '|---|---|---:|---:|---:|---:|---:|',
-    ...results.map((r) => {
+    ...signed.map((r) => {
       const v = r.revocation;
       if (!v) return `| ${r.label} | ${r.revocationHow} | not measured | up to ${JWT_LIFETIME_SECONDS / 60} min | ${JWT_LIFETIME_SECONDS / 60} min | up to ${JWT_LIFETIME_SECONDS / 60} min | ${JWT_LIFETIME_SECONDS / 60} min |`;
       const cell = (xs: number[], p: number) => (xs.length ? ms(pct(xs, p)) : '-');

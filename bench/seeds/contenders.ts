@@ -37,6 +37,8 @@ export interface Running {
 export interface Contender {
   id: string;
   label: string;
+  /** A no-auth baseline: no sign-in, no sessions; only the request phase runs. */
+  baseline?: boolean;
   /** How it answers "revoke", for the report. */
   revocation: string;
   start(env: Env): Promise<Running>;
@@ -222,7 +224,27 @@ export const latchkeyTokens: Contender = {
   },
 };
 
-export const CONTENDERS: readonly Contender[] = [expressSession, jwtHs256, jwtRs256, latchkeySqlite, latchkeyPostgres, latchkeyTokens];
+function bare(framework: 'express' | 'fastify', label: string): Contender {
+  return {
+    id: `${framework}-bare`,
+    label,
+    baseline: true,
+    revocation: 'no sessions',
+    async start(env) {
+      const server = registered(env, await startServer('bare.ts', { SEEDS_FRAMEWORK: framework }));
+      return {
+        roles: [{ name: `${framework === 'express' ? 'Express' : 'Fastify'} app`, pids: () => [server.pid] }],
+        me: `http://127.0.0.1:${server.port}/me`,
+        signIn: () => Promise.reject(new Error('a baseline has no sign-in')),
+        stop: () => server.stop(),
+      };
+    },
+  };
+}
+export const expressBare = bare('express', 'Express, no auth (baseline)');
+export const fastifyBare = bare('fastify', 'Fastify, no auth (baseline)');
+
+export const CONTENDERS: readonly Contender[] = [expressSession, jwtHs256, jwtRs256, latchkeySqlite, latchkeyPostgres, latchkeyTokens, expressBare, fastifyBare];
 
 /** `url` with its database replaced by `name`, created empty (dropped first if it exists). */
 export async function freshDatabase(url: string, name: string): Promise<string> {
