@@ -371,7 +371,7 @@ async function write(all: Everything) {
         `Authenticated request latency, ${VUS.toLocaleString('en-US')} connections`,
         oneRun,
         series,
-        results.flatMap((r) => r.requests.percentiles.filter(([p]) => REQUEST_PERCENTILES.includes(p)).map(([p, v]) => ({ stack: name(r), p, ms: Math.max(v, 0.01) }))),
+        results.flatMap((r) => r.requests.percentiles.filter(([p]) => REQUEST_PERCENTILES.includes(p)).map(([p, v]) => ({ stack: name(r), p, ms: Math.max(v, 0.01), baseline: r.baseline }))),
       ),
     ),
     'signin-latency': await toSvg(

@@ -33,7 +33,12 @@ export interface Series {
 const colorScale = (series: readonly Series[]) => ({ domain: series.map((s) => s.label), range: series.map((s) => s.color) });
 
 /** Latency at each percentile, one line per stack, both axes readable at the tail. */
-export function percentileChart(title: string, subtitle: string, series: readonly Series[], rows: { stack: string; p: number; ms: number }[]): TopLevelSpec {
+export function percentileChart(
+  title: string,
+  subtitle: string,
+  series: readonly Series[],
+  rows: { stack: string; p: number; ms: number; baseline?: boolean }[],
+): TopLevelSpec {
   const ps = [...new Set(rows.map((r) => r.p))].sort((a, b) => a - b);
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
@@ -41,12 +46,14 @@ export function percentileChart(title: string, subtitle: string, series: readonl
     width: 560,
     height: 300,
     config,
-    data: { values: rows.map((r) => ({ ...r, pct: `p${r.p}` })) },
+    data: { values: rows.map((r) => ({ ...r, pct: `p${r.p}`, kind: r.baseline ? 'baseline' : 'stack' })) },
     mark: { type: 'line', point: true },
     encoding: {
       x: { field: 'pct', type: 'ordinal', sort: ps.map((p) => `p${p}`), title: 'percentile', axis: { labelAngle: 0 } },
       y: { field: 'ms', type: 'quantitative', scale: { type: 'log' }, title: 'latency, ms (log scale)' },
       color: { field: 'stack', type: 'nominal', scale: colorScale(series), title: null, legend: { orient: 'bottom', columns: 1 } },
+      // the no-auth baselines dashed
+      strokeDash: { field: 'kind', type: 'nominal', scale: { domain: ['stack', 'baseline'], range: [[1, 0], [5, 3]] }, legend: null },
       tooltip: [{ field: 'stack' }, { field: 'pct' }, { field: 'ms', format: '.2f' }],
     },
   } as TopLevelSpec;
