@@ -7,8 +7,8 @@
  *   - latchkey access tokens verified by @latchkey/verify in a Fastify service, revocation feed on.
  * Every stack checks passwords with @node-rs/argon2 at latchkey's argon2id parameters.
  *
- *   npm run bench -- seeds                 (about 10 to 15 minutes on two cores)
- *   QUICK=1 npm run bench -- seeds         (a smoke run of about 2 minutes; report to a temporary directory)
+ *   npm run bench -- seeds                 (mostly argon2id: 2,000 sign-ins per stack)
+ *   QUICK=1 npm run bench -- seeds         (a smoke run: 200 users, short phases; report to a temporary directory)
  *   STACKS=express-session,latchkey-sqlite VUS=500 SECONDS_PER_RUN=5 npm run bench -- seeds
  *
  * Per stack: its servers start as child processes (with a private Redis or
