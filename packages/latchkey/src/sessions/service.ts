@@ -92,8 +92,8 @@ export const MISS = Symbol('miss');
 export class SessionService {
   /**
    * Live sessions by cookie value. Keyed by the secret itself, not its hash:
-   * SHA-256 per request cost 8% of a request's time (bench/sessions.ts), and
-   * the secret is in this process's memory during every request anyway, beside
+   * a hash would be a SHA-256 on every hit, where a map lookup is all a hit
+   * needs, and the secret is in this process's memory during every request anyway, beside
    * the signing keys; what must never hold a secret is the store, where only
    * SHA-256 is kept. `byHandle` finds entries to evict from a store-side hash or an event's sid.
    */
