@@ -20,6 +20,9 @@ import { fileURLToPath } from 'node:url';
 import { answerProbes, load1, machine, median, pairedRatio, probe, report, wrkLoad, type LoadResult } from './lib.js';
 
 const SECONDS = Number(process.env.SECONDS_PER_RUN ?? 2);
+/** Runs at 1,000 connections or more (see bench/sessions.ts: opening them all takes a second or more of a run). */
+const LONG_SECONDS = Number(process.env.LONG_SECONDS ?? 5);
+const secondsFor = (connections: number) => (connections >= 1000 ? Math.max(SECONDS, LONG_SECONDS) : SECONDS);
 const ROUNDS = Number(process.env.ROUNDS ?? 7);
 const CONNS = (process.env.CONNS ?? '100,2000').split(',').map(Number);
 const SESSIONS = 200;
@@ -134,7 +137,7 @@ async function main() {
     const front: Record<Path, ChildProcess> = { direct: up, proxy: px, gateway: gw };
     const run = async (path: Path, connections: number): Promise<Run> => {
       const [f0, u0] = [await probe(front[path]), await probe(up)];
-      const r = await drive(path, connections, SECONDS);
+      const r = await drive(path, connections, secondsFor(connections));
       const [f1, u1] = [await probe(front[path]), await probe(up)];
       if (r.non2xx || r.errors) throw new Error(`${path}@${connections}: ${r.non2xx} non-2xx, ${r.errors} errors`);
       return { ...r, frontCpu: (f1.cpuUs - f0.cpuUs) / r.requests, upstreamCpu: (u1.cpuUs - u0.cpuUs) / r.requests };
@@ -162,7 +165,7 @@ async function main() {
     const lines = [
       '# Gateway: upstream direct, through a plain proxy, through latchkey',
       '',
-      `Command: \`npm run bench -- gateway\` (SECONDS_PER_RUN=${SECONDS}, ROUNDS=${ROUNDS}, CONNS=${CONNS.join(',')}), load from wrk (1 thread) on loopback.`,
+      `Command: \`npm run bench -- gateway\` (SECONDS_PER_RUN=${SECONDS}, LONG_SECONDS=${LONG_SECONDS}, ROUNDS=${ROUNDS}, CONNS=${CONNS.join(',')}), load from wrk (1 thread) on loopback.`,
       `Machine: ${machine()}. Date: ${started}. Load average (1 min) ${loadAtStart} at the start, ${loadAtEnd} at the end of the runs.`,
       `Payload ${PAYLOAD.length} bytes. ${SESSIONS} sessions (one user). The upstream is a node:http server that verifies every`,
       'token with @latchkey/verify (EdDSA, JWKS fetched from latchkey) and answers the payload.',
@@ -175,7 +178,7 @@ async function main() {
       '  which each session\'s token is minted again every 45 s: about 4 mints a second for these sessions; 900 s keeps the tokens',
       '  sent directly valid for the whole run).',
       '',
-      `Each path in a run of ${SECONDS} s, the three one after another in each of ${ROUNDS} rounds (order rotated every round), after one`,
+      `Each path in a run of ${SECONDS} s (${Math.max(SECONDS, LONG_SECONDS)} s at 1,000 connections or more), the three one after another in each of ${ROUNDS} rounds (order rotated every round), after one`,
       'unreported warm-up run of each path at each connection count.',
       '',
       '| connections | path | req/s | p50 ms | p99 ms | front CPU µs/req | upstream CPU µs/req | req/s vs direct | req/s vs plain proxy | proxy / gateway CPU |',
