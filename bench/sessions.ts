@@ -319,7 +319,7 @@ async function main() {
       'Routes (same handler body): no auth; the `requireSession` hook with the cookie of one of ' + `${HOT} sessions (all cached: the hit path);`,
       `the same hook with one of ${f(COLD)} sessions cycled in order, twice what the cache holds, so each is evicted before it`,
       'comes back (the miss path: SHA-256 of the cookie, one indexed SQLite read joining users and devices, caching it, and the',
-      'last-seen write once a minute per session); a naive lookup (SHA-256 and one SQLite read per request, no expiry rules, no cache).',
+      'last-seen write once a minute per session); a naive lookup (SHA-256 and one SQLite read per request, the absolute expiry only, no cache).',
       `Sessions: ${PER_USER} per user, last-seen times spread over the touch interval (sessions that began at different times),`,
       'so their last-seen writes come evenly rather than all in one second.',
       '',
