@@ -1,5 +1,9 @@
-/** Shared benchmark helpers: machine description, medians, autocannon runs, a report writer. */
-import { cpus, totalmem } from 'node:os';
+/**
+ * Shared benchmark helpers: machine description, medians, load runs (wrk or autocannon), the server
+ * side's CPU time over IPC, a report writer.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import autocannon from 'autocannon';
@@ -8,6 +12,12 @@ export function machine(): string {
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   return `node ${process.version}, ${cpus().length} x ${cpu}, ${Math.round(totalmem() / 2 ** 30)} GiB`;
 }
+
+/** The 1-minute load average, to say how busy the machine was (other work skews every figure but CPU time). */
+export const load1 = (): string => loadavg()[0]!.toFixed(1);
+
+/** Median of the ratios of paired samples (a[i] / b[i]): steadier than a ratio of medians when the machine drifts. */
+export const pairedRatio = (a: number[], b: number[]): number => median(a.map((x, i) => x / b[i]!));
 
 export const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -33,18 +43,22 @@ export async function load(opts: {
   headers?: Record<string, string>;
   /** per-connection headers: called once per connection */
   perConnection?: (i: number) => Record<string, string>;
+  /** per-request headers: called for each request, in order (as wrkLoad spreads `headers`) */
+  perRequest?: (i: number) => Record<string, string>;
 }): Promise<LoadResult> {
   let conn = 0;
+  let sent = 0;
   const r = await autocannon({
     url: opts.url,
     connections: opts.connections,
     duration: opts.seconds,
     headers: opts.headers,
-    ...(opts.perConnection
+    ...(opts.perConnection || opts.perRequest
       ? {
           requests: [
             {
               setupRequest: (req: Record<string, unknown>, context: Record<string, unknown>) => {
+                if (opts.perRequest) return { ...req, headers: { ...(req.headers as object), ...opts.perRequest(sent++) } };
                 if (context.h === undefined) context.h = opts.perConnection!(conn++);
                 return { ...req, headers: { ...(req.headers as object), ...(context.h as object) } };
               },
@@ -85,7 +99,7 @@ export async function wrkLoad(opts: {
   prefix?: string;
 }): Promise<LoadResult> {
   const { execFile } = await import('node:child_process');
-  const { mkdtempSync, writeFileSync: write } = await import('node:fs');
+  const { mkdtempSync, rmSync, writeFileSync: write } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');
   const dir = mkdtempSync(join(tmpdir(), 'latchkey-wrk-'));
@@ -103,7 +117,7 @@ export async function wrkLoad(opts: {
       { maxBuffer: 1 << 20 },
       (err, stdout) => (err ? reject(err) : resolve(stdout)),
     ),
-  );
+  ).finally(() => rmSync(dir, { recursive: true, force: true }));
   const num = (re: RegExp) => Number(re.exec(out)?.[1] ?? NaN);
   const ms = (re: RegExp) => {
     const m = re.exec(out);
@@ -125,4 +139,37 @@ export async function wrkLoad(opts: {
 export async function hasWrk(): Promise<boolean> {
   const { execFile } = await import('node:child_process');
   return new Promise((resolve) => execFile('wrk', ['--version'], (err) => resolve(!err || (err as { code?: number }).code === 1)));
+}
+
+/**
+ * In a benchmark's server process: answer `probe` messages over IPC with the process's CPU time
+ * (user + system, µs) and whatever `counters` returns, so the runner can report server CPU per
+ * request, which neither the load generator nor other work on the machine can hide.
+ */
+export function answerProbes(counters: () => Record<string, unknown> = () => ({})): void {
+  process.on('message', (m: unknown) => {
+    const id = (m as { probe?: number } | null)?.probe;
+    if (id === undefined) return;
+    const u = process.cpuUsage();
+    process.send?.({ probe: id, cpuUs: u.user + u.system, ...counters() });
+  });
+}
+
+let probes = 0;
+
+/** Ask a server started with `answerProbes` for its CPU time and counters. */
+export function probe<T extends Record<string, unknown> = Record<string, never>>(child: ChildProcess): Promise<{ cpuUs: number } & T> {
+  const id = ++probes;
+  return new Promise((resolve, reject) => {
+    const onMessage = (m: unknown) => {
+      if ((m as { probe?: number } | null)?.probe !== id) return;
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+      resolve(m as { cpuUs: number } & T);
+    };
+    const onExit = (code: number | null) => reject(new Error(`server exited ${code} before answering a probe`));
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+    child.send({ probe: id });
+  });
 }

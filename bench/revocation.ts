@@ -3,8 +3,8 @@
  * refusing the token, with 1, 10 and 100 verifiers following the feed; and
  * the memory a verifier holds for 100,000 revoked sessions.
  *
- *   node --expose-gc --import tsx bench/revocation.ts
- *   ROUNDS=20 node --expose-gc --import tsx bench/revocation.ts
+ *   npm run bench -- revocation
+ *   ROUNDS=20 npm run bench -- revocation
  *
  * latchkey runs in a child process (its own core); the verifiers, each with
  * its own feed connection (createRevocationFeed + createVerifier), all run in
@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { createLatchkey } from '../packages/latchkey/src/app.js';
 import { parseConfig } from '../packages/latchkey/src/config.js';
 import { createRevocationFeed, createRevocationList, createVerifier, VerifyError, type RevocationFeed } from '../packages/verify/src/index.js';
-import { machine, median, report } from './lib.js';
+import { load1, machine, median, report } from './lib.js';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 50);
 const SUBSCRIBERS = [1, 10, 100];
@@ -148,8 +148,8 @@ async function main() {
     report(new URL('./results/revocation.md', import.meta.url).pathname, [
       '# Revocation propagation to stateless verifiers',
       '',
-      `Command: \`node --expose-gc --import tsx bench/revocation.ts\` (ROUNDS=${ROUNDS}).`,
-      `Machine: ${machine()}. Date: ${new Date().toISOString()}.`,
+      `Command: \`npm run bench -- revocation\` (ROUNDS=${ROUNDS}).`,
+      `Machine: ${machine()}. Date: ${new Date().toISOString()}. Load average (1 min) at the end: ${load1()}.`,
       'latchkey in a child process; N verifiers in this process, each `createVerifier` with its own',
       '`createRevocationFeed` connection (SSE, every SET signature-checked, EdDSA). Each round: a token-client',
       'login, every verifier accepts its token, then `DELETE /v1/admin/sessions/:sid`; the delay is until the',

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { MISS } from '../src/sessions/service.js';
 import { SqliteStore } from '../src/store/sqlite/index.js';
 import { Client, json, startServer, type TestServer } from './helpers.js';
 
@@ -91,6 +94,35 @@ describe('session lifecycle', () => {
     assert.notEqual(victim.cookies.get(COOKIE), planted);
   });
 
+  it('refuses a cookie that cannot be a session ID without reading the store', async () => {
+    const { c } = await signedIn();
+    assert.equal((await c.get('/v1/session')).status, 200);
+    const store = srv.lk.store;
+    const getSession = store.getSession.bind(store);
+    let reads = 0;
+    store.getSession = (idHash) => {
+      reads++;
+      return getSession(idHash);
+    };
+    try {
+      const secret = c.cookies.get(COOKIE)!;
+      // a secret's length outside its alphabet, and the alphabet at another length
+      for (const bad of [`${secret.slice(0, 42)}!`, `${secret}A`, secret.slice(0, 42)]) {
+        const forged = new Client(srv.url);
+        forged.cookies.set(COOKIE, bad);
+        assert.equal((await forged.get('/v1/session')).status, 401, bad);
+      }
+      assert.equal(reads, 0, 'no store read for a cookie of the wrong shape');
+      // an unknown value of the right shape is asked of the store, and refused
+      const unknown = new Client(srv.url);
+      unknown.cookies.set(COOKIE, 'B'.repeat(43));
+      assert.equal((await unknown.get('/v1/session')).status, 401);
+      assert.equal(reads, 1);
+    } finally {
+      store.getSession = getSession;
+    }
+  });
+
   it('refuses a logged-out session on its very next request', async () => {
     const { c } = await signedIn();
     const stolen = new Client(srv.url);
@@ -135,6 +167,33 @@ describe('session lifecycle', () => {
       assert.ok(Date.now() < deadline, 'still accepted after 10 s');
       await new Promise((r) => setTimeout(r, 10));
     }
+  });
+
+  it('an event loop too busy to run timers still trusts cached sessions (the feed is checked on the request), and still refuses one another process ended', async () => {
+    const { c, email } = await signedIn();
+    assert.equal((await c.get('/v1/session')).status, 200);
+    const secret = c.cookies.get(COOKIE)!;
+    const sessions = srv.lk.sessions;
+    // a synchronous stretch past the trust window: the feed's timer cannot run, as under a flood of requests
+    const spin = (ms: number) => {
+      const end = performance.now() + ms;
+      while (performance.now() < end);
+    };
+    spin(1100);
+    const hit = sessions.authenticateCached(secret);
+    assert.notEqual(hit, MISS, 'answered from the cache');
+    assert.equal((hit as { user: { email: string } }).user.email, email);
+    // another process ends it: the same check sees its write, and nothing is trusted until the feed has read it
+    const other = new SqliteStore({ filename: join(srv.config.dataDir, 'latchkey.sqlite') });
+    try {
+      await other.migrate();
+      assert.ok(await other.deleteSession(createHash('sha256').update(secret).digest()));
+    } finally {
+      await other.close();
+    }
+    spin(1100);
+    assert.equal(sessions.authenticateCached(secret), MISS);
+    assert.equal(await sessions.authenticate(secret, '127.0.0.1'), undefined);
   });
 
   it('the session handle is not the secret and cannot be used as a cookie', async () => {

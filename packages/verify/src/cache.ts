@@ -12,8 +12,8 @@
  * per token, a flood of distinct tokens) would only push useful entries out,
  * and keeping it costs more than the rest of the bookkeeping together: every
  * entry outlives the young generation, so the garbage collector copies and
- * later sweeps it (measured with the signature check stubbed out: about 4 µs
- * a verification, 4% of an ES256 check on the benchmark machine). The first
+ * later sweeps it (the largest part of a miss's bookkeeping, measured with the
+ * signature check stubbed out). The first
  * sight is remembered in a fixed table of fingerprints, the doorkeeper of
  * TinyLFU-style caches; forgetting there only delays admission by one more
  * full verification.

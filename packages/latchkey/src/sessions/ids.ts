@@ -1,8 +1,11 @@
 import * as nodeCrypto from 'node:crypto';
 import { createHash, randomBytes } from 'node:crypto';
 
-// one-shot crypto.hash (Node >= 20.12) skips the Hash object: about twice as fast on the hot path
+// one-shot crypto.hash (Node >= 20.12): no Hash object per call on the miss path
 const oneShot = (nodeCrypto as unknown as { hash?: (alg: string, data: string, enc: 'hex') => string }).hash;
+
+/** Characters of a secret: 32 bytes in unpadded base64url. */
+export const SECRET_LENGTH = 43;
 
 /** 256-bit CSPRNG secret, base64url (43 chars). Only the client ever holds it. */
 export const newSecret = (): string => randomBytes(32).toString('base64url');
@@ -50,8 +53,8 @@ export function parseHandle(handle: string): Buffer | undefined {
 
 /** A cookie value that can be a session secret (length and alphabet), before any hashing. */
 export function looksLikeSecret(value: string): boolean {
-  if (value.length !== 43) return false;
-  for (let i = 0; i < 43; i++) {
+  if (value.length !== SECRET_LENGTH) return false;
+  for (let i = 0; i < SECRET_LENGTH; i++) {
     const c = value.charCodeAt(i);
     const ok =
       (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 45 || c === 95;

@@ -3,9 +3,9 @@
  * claims iss, sub, aud, exp, iat, jti, sid, client_id (+ roles, scope).
  *
  * Signing uses node:crypto directly rather than jose's SignJWT: the token
- * endpoint and the gateway sign on the request path, and bench/tokens.ts
- * measures node:crypto at about 2.8x jose's rate for Ed25519 (jose goes through
- * WebCrypto's async API). Verification (introspection) uses jose.
+ * endpoint and the gateway sign on the request path, and jose goes through
+ * WebCrypto's async API (bench/results/tokens.md has both rates on the same
+ * key). Verification (introspection) uses jose.
  */
 import { randomBytes, sign } from 'node:crypto';
 import { createLocalJWKSet, jwtVerify, type JWK, type JWTPayload } from 'jose';
