@@ -12,6 +12,8 @@ export interface CliOptions {
 
 export interface CliResult {
   code: number | null;
+  /** The signal that ended it, if one did (then `code` is null). */
+  signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
 }
@@ -34,7 +36,8 @@ export function startCli(args: string[], opts: CliOptions = {}) {
   child.stderr.on('data', (d) => (stderr += d));
   if (opts.stdin !== undefined) child.stdin.end(opts.stdin);
   else child.stdin.end();
-  const exited = new Promise<CliResult>((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr })));
+  // 'close', not 'exit': by then stdout and stderr have been read to their end
+  const exited = new Promise<CliResult>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
   return { child, exited, output: () => ({ stdout, stderr }) };
 }
 
