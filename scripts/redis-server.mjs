@@ -17,7 +17,7 @@ import { freePort } from './pg-server.mjs';
 export async function startRedis(dir, stops = [], { detached = false } = {}) {
   const port = await freePort();
   const data = join(dir, 'redis');
-  mkdirSync(data, { mode: 0o700 });
+  mkdirSync(data, { recursive: true, mode: 0o700 });
   let server;
   let exited = true;
 
