@@ -77,7 +77,9 @@ export async function redisSessions(dir: string, n: number): Promise<Measured> {
 
 async function latchkeyFor(dataDir: string, store: unknown): Promise<Latchkey> {
   mkdirSync(dataDir, { mode: 0o700 });
-  return createLatchkey(parseConfig({ dataDir, logLevel: 'silent', ...(store ? { store } : {}) }), { logger: false });
+  // PostgreSQL requires a key-encryption key (the signing keys and secrets are sealed in the database)
+  const keys = store ? { keys: { encryptionKey: randomBytes(32).toString('base64') } } : {};
+  return createLatchkey(parseConfig({ dataDir, logLevel: 'silent', ...(store ? { store } : {}), ...keys }), { logger: false });
 }
 
 async function createUsers(lk: Latchkey, n: number, parallel: number): Promise<User[]> {

@@ -14,6 +14,7 @@
  * logging off.
  */
 import type { FastifyInstance } from 'fastify';
+import { randomBytes } from 'node:crypto';
 import { createLatchkey } from '../../../packages/latchkey/src/app.js';
 import { parseConfig } from '../../../packages/latchkey/src/config.js';
 import { sessionHooks } from '../../../packages/latchkey/src/http/auth.js';
@@ -37,7 +38,14 @@ const config = parseConfig({
   adminKey: process.env.SEEDS_ADMIN_KEY,
   rateLimit: { loginPerIp: 1_000_000 },
   ...(process.env.SEEDS_FEED_SECRET ? { clients: [{ id: 'seeds-feed', secret: process.env.SEEDS_FEED_SECRET, introspect: false, revocationFeed: true }] } : {}),
-  ...(kind === 'postgres' ? { store: { kind: 'postgres', url: process.env.SEEDS_DATABASE_URL }, redis: { url: process.env.SEEDS_REDIS_URL } } : {}),
+  // PostgreSQL requires a key-encryption key (the signing keys and secrets are sealed in the database)
+  ...(kind === 'postgres'
+    ? {
+        store: { kind: 'postgres', url: process.env.SEEDS_DATABASE_URL },
+        redis: { url: process.env.SEEDS_REDIS_URL },
+        keys: { encryptionKey: randomBytes(32).toString('base64') },
+      }
+    : {}),
 });
 const lk = await createLatchkey(config, { logger: false, plugins: [benchRoute] });
 const now = Math.floor(Date.now() / 1000);
